@@ -1,1 +1,2 @@
 //! Shared helpers for the system tests.
+pub mod docker;
