@@ -66,7 +66,7 @@ pub enum Action {
 /// Raw command line (options may be mixed with the positional action; empty values mean
 /// "default", as the original's GitHub Action passes them).
 #[derive(Debug, Parser)]
-#[command(name = "ci-storage", version, about = ABOUT, long_about = LONG_ABOUT, after_help = AFTER_HELP)]
+#[command(name = "ci-storage", version, args_override_self = true, about = ABOUT, long_about = LONG_ABOUT, after_help = AFTER_HELP)]
 pub struct Args {
     /// Action to run.
     #[arg(value_enum)]
@@ -133,7 +133,12 @@ pub struct Args {
 
     /// Pinned host key: a known_hosts line, or a bare public key ("ssh-ed25519 AAAA…").
     /// Enables strict host key checking.
-    #[arg(long, env = "CI_STORAGE_HOST_KEY", hide_env_values = true, value_name = "KEY")]
+    #[arg(
+        long,
+        env = "CI_STORAGE_HOST_KEY",
+        hide_env_values = true,
+        value_name = "KEY"
+    )]
     pub storage_host_key: Option<String>,
 }
 
@@ -239,7 +244,9 @@ fn number(option: &str, value: Option<String>, default: u64) -> Result<u64, Erro
     match value.as_deref().map(str::trim) {
         None | Some("") => Ok(default),
         Some(v) => v.parse().map_err(|_| {
-            Error::Usage(format!("{option} must be a non-negative integer, got \"{v}\""))
+            Error::Usage(format!(
+                "{option} must be a non-negative integer, got \"{v}\""
+            ))
         }),
     }
 }
@@ -261,13 +268,20 @@ fn storage_dir(value: Option<&str>, remote: bool) -> Result<String, Error> {
     };
     if remote {
         // rsync does not expand "~" remotely, but relative paths start at the home dir.
-        let rel = dir.strip_prefix('~').map_or(dir, |r| r.trim_start_matches('/'));
-        return Ok(if rel.is_empty() { ".".into() } else { rel.into() });
+        let rel = dir
+            .strip_prefix('~')
+            .map_or(dir, |r| r.trim_start_matches('/'));
+        return Ok(if rel.is_empty() {
+            ".".into()
+        } else {
+            rel.into()
+        });
     }
     match dir.strip_prefix('~') {
         Some(rest) if rest.is_empty() || rest.starts_with('/') => {
-            let home = std::env::var("HOME")
-                .map_err(|_| Error::Usage("--storage-dir starts with ~ but HOME is unset".into()))?;
+            let home = std::env::var("HOME").map_err(|_| {
+                Error::Usage("--storage-dir starts with ~ but HOME is unset".into())
+            })?;
             Ok(format!("{}{rest}", home.trim_end_matches('/')))
         }
         _ => Ok(dir.to_owned()),
@@ -275,7 +289,10 @@ fn storage_dir(value: Option<&str>, remote: bool) -> Result<String, Error> {
 }
 
 fn connect_timeout() -> Result<u64, Error> {
-    match std::env::var("CI_STORAGE_CONNECT_TIMEOUT_SEC").as_deref().map(str::trim) {
+    match std::env::var("CI_STORAGE_CONNECT_TIMEOUT_SEC")
+        .as_deref()
+        .map(str::trim)
+    {
         Err(_) | Ok("") => Ok(CONNECT_TIMEOUT_SEC_DEFAULT),
         Ok(v) => match v.parse::<u64>() {
             Ok(n) if (1..=600).contains(&n) => Ok(n),
@@ -300,17 +317,42 @@ mod tests {
 
     #[test]
     fn intermixed_and_split_slot_ids() {
-        let c = parse(&["--slot-id=a b", "load", "--slot-id", "c.d", "--local-dir", "x//"]).unwrap();
+        let c = parse(&[
+            "--slot-id=a b",
+            "load",
+            "--slot-id",
+            "c.d",
+            "--local-dir",
+            "x//",
+        ])
+        .unwrap();
         assert_eq!(c.action, Action::Load);
         assert_eq!(c.slot_ids, vec!["a", "b", "c_d"]);
         assert_eq!(c.local_dir, "x");
+        // As with argparse, a repeated single-value option: the last one wins.
+        let c = parse(&[
+            "load",
+            "--slot-id=a",
+            "--local-dir=x",
+            "--local-dir=y",
+            "--slot-id=b",
+        ])
+        .unwrap();
+        assert_eq!((c.local_dir.as_str(), c.slot_ids.len()), ("y", 2));
     }
 
     #[test]
     fn empty_values_mean_defaults() {
         let c = parse(&[
-            "store", "--slot-id=1", "--local-dir=.", "--storage-host=", "--storage-max-age-sec=",
-            "--storage-keep-hint-slots=", "--hint=", "--exclude=", "--layer=",
+            "store",
+            "--slot-id=1",
+            "--local-dir=.",
+            "--storage-host=",
+            "--storage-max-age-sec=",
+            "--storage-keep-hint-slots=",
+            "--hint=",
+            "--exclude=",
+            "--layer=",
         ])
         .unwrap();
         assert!(c.host.is_none());
@@ -325,7 +367,10 @@ mod tests {
         assert_eq!(storage_dir(Some("~"), true).unwrap(), ".");
         assert_eq!(storage_dir(Some("/abs/"), true).unwrap(), "/abs");
         let home = std::env::var("HOME").unwrap();
-        assert_eq!(storage_dir(Some("~/x"), false).unwrap(), format!("{home}/x"));
+        assert_eq!(
+            storage_dir(Some("~/x"), false).unwrap(),
+            format!("{home}/x")
+        );
     }
 
     #[test]
@@ -333,6 +378,12 @@ mod tests {
         assert!(parse(&["store", "--slot-id=*", "--local-dir=."]).is_err());
         assert!(parse(&["store", "--slot-id=a b", "--local-dir=."]).is_err());
         assert!(parse(&["load", "--slot-id= ", "--local-dir=."]).is_err());
-        assert!(parse(&["load", "--slot-id=a", "--local-dir=.", "--storage-max-age-sec=x"]).is_err());
+        assert!(parse(&[
+            "load",
+            "--slot-id=a",
+            "--local-dir=.",
+            "--storage-max-age-sec=x"
+        ])
+        .is_err());
     }
 }

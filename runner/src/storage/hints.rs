@@ -85,7 +85,10 @@ mod tests {
     fn plain_hints_split_on_whitespace_and_lines() {
         let dir = tempfile::tempdir().unwrap();
         let raw = vec!["a b\n\n  c ".to_string(), "d".to_string()];
-        assert_eq!(expand_hints(&raw, dir.path()).unwrap(), vec!["a", "b", "c", "d"]);
+        assert_eq!(
+            expand_hints(&raw, dir.path()).unwrap(),
+            vec!["a", "b", "c", "d"]
+        );
     }
 
     #[test]

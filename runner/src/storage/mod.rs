@@ -124,7 +124,9 @@ fn load(config: &Config, transport: &Transport, hints: Vec<String>) -> Result<()
             };
             let Some(choice) = choice else {
                 if is_layer {
-                    say(&format!("{prefix} {storage} has no slots, so exiting with a no-op"));
+                    say(&format!(
+                        "{prefix} {storage} has no slots, so exiting with a no-op"
+                    ));
                 } else {
                     say(&format!(
                         "{prefix} {storage} has no slots, so cleaning {}",
@@ -222,7 +224,11 @@ fn store(config: &Config, transport: &Transport, hints: Vec<String>) -> Result<(
     if let Some(slot) = link_dest {
         args.push(format!("--link-dest=../{}/", slot.id));
     }
-    args.extend(rsync::common_args(transport, Direction::Store, &config.filters));
+    args.extend(rsync::common_args(
+        transport,
+        Direction::Store,
+        &config.filters,
+    ));
     args.push(format!("{}/", config.local_dir));
     args.push(transport.rsync_location(&format!("{}/{slot_id_tmp}/", config.storage_dir)));
     rsync::run(transport, args, config.filters.verbose)?;

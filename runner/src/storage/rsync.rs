@@ -145,7 +145,10 @@ impl Stats {
             "Total transferred file size" => self.transferred_size = value,
             "Total bytes sent" => self.sent = value,
             "Total bytes received" => self.received = value,
-            "Literal data" | "Matched data" | "File list size" | "File list generation time"
+            "Literal data"
+            | "Matched data"
+            | "File list size"
+            | "File list generation time"
             | "File list transfer time" => {}
             _ => return false,
         }
@@ -206,7 +209,11 @@ mod tests {
         };
         let load = common_args(&Transport::Local, Direction::Load, &filters);
         assert!(!load.contains(&"--delete".to_owned()));
-        assert!(load.ends_with(&["--include=*/".into(), "--include=*.o".into(), "--exclude=*".into()]));
+        assert!(load.ends_with(&[
+            "--include=*/".into(),
+            "--include=*.o".into(),
+            "--exclude=*".into()
+        ]));
         let store = common_args(&Transport::Local, Direction::Store, &filters);
         assert!(store.contains(&"--delete".to_owned()));
         assert!(store.contains(&"--prune-empty-dirs".to_owned()));

@@ -60,7 +60,10 @@ mod tests {
     #[test]
     fn echo_line_is_readable() {
         let script = "use strict;\nprint 1;";
-        let line = echo_line(&["perl", "-we", script, "--exclude=a b", "x\ny"], &[("S", script)]);
+        let line = echo_line(
+            &["perl", "-we", script, "--exclude=a b", "x\ny"],
+            &[("S", script)],
+        );
         assert_eq!(line, r"$ perl -we <S> --exclude='a b' 'x\ny'");
     }
 }

@@ -104,8 +104,10 @@ pub fn best_full_slot(prefix: &str, slots: &[SlotInfo], hints: &[String]) -> Opt
         // Younger wins a tie, then the larger id (as the original's reverse sort does).
         let better = match &best {
             None => true,
-            Some((b_bits, b_age, b_id)) => (&bits, std::cmp::Reverse(slot.age_sec), slot.id.as_str())
-                > (b_bits, std::cmp::Reverse(*b_age), *b_id),
+            Some((b_bits, b_age, b_id)) => {
+                (&bits, std::cmp::Reverse(slot.age_sec), slot.id.as_str())
+                    > (b_bits, std::cmp::Reverse(*b_age), *b_id)
+            }
         };
         if better {
             best = Some((bits, slot.age_sec, slot.id.as_str()));
@@ -231,7 +233,10 @@ mod tests {
     #[test]
     fn tie_goes_to_youngest() {
         let slots = vec![slot("s2", 1, &["a"]), slot("s1", 5, &["a"])];
-        assert_eq!(best_full_slot("p", &slots, &strings(&["a"])).unwrap().id, "s2");
+        assert_eq!(
+            best_full_slot("p", &slots, &strings(&["a"])).unwrap().id,
+            "s2"
+        );
     }
 
     #[test]

@@ -343,7 +343,11 @@ impl SshSession {
         Error::Failed(anyhow::anyhow!(
             "cannot use storage host {}: {why}\n  ssh said: {}",
             self.host.display(),
-            if stderr.is_empty() { "(nothing)" } else { stderr }
+            if stderr.is_empty() {
+                "(nothing)"
+            } else {
+                stderr
+            }
         ))
     }
 }
@@ -442,8 +446,17 @@ mod tests {
     #[test]
     fn rejects_bad_host_specs() {
         for bad in [
-            "", "@host", "host:", "host:x", "host:0", "host:70000", "-oProxyCommand=x", "a b",
-            "u@", "[::1", "h/x",
+            "",
+            "@host",
+            "host:",
+            "host:x",
+            "host:0",
+            "host:70000",
+            "-oProxyCommand=x",
+            "a b",
+            "u@",
+            "[::1",
+            "h/x",
         ] {
             assert!(HostSpec::parse(bad).is_err(), "{bad}");
         }
