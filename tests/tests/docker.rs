@@ -485,7 +485,9 @@ async fn s06_bad_configuration() -> Result<()> {
         ),
         (
             "CI_STORAGE_HOST_PRIVATE_KEY",
-            base.clone().env("CI_STORAGE_HOST", "user@storage"),
+            base.clone()
+                .env("CI_STORAGE_HOST", "user@storage")
+                .env("CI_STORAGE_HOST_PRIVATE_KEY", "not-a-key"),
         ),
         (
             "CI_STORAGE_PREWARM_TIMEOUT_SEC",
@@ -567,7 +569,7 @@ async fn s07_hooks() -> Result<()> {
         exited.code
     );
     ensure!(
-        log.contains("entrypoint.20-second.sh"),
+        log.contains("entrypoint.20-second.sh failed"),
         "the failing hook is not named:\n{log}"
     );
     ensure!(
@@ -587,7 +589,7 @@ async fn s07_hooks() -> Result<()> {
         exited.code
     );
     ensure!(
-        log.contains("entrypoint.20-second.sh"),
+        log.contains("entrypoint.20-user-second.sh failed"),
         "the failing hook is not named:\n{log}"
     );
     ensure!(

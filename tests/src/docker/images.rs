@@ -6,21 +6,25 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
 
-/// Logical names of the images the suite uses (keys of `target/images.json`).
+/// Logical names of the images the suite uses (keys of a set in `target/images.json`).
 pub mod names {
-    /// The runner image with the fake actions runner (built from the test manifest).
-    pub const RUNNER: &str = "ci-runner-test";
-    /// The node add-on on top of the test runner image.
-    pub const RUNNER_NODE: &str = "ci-runner-node-test";
-    /// The python add-on on top of the test runner image.
-    pub const RUNNER_PYTHON: &str = "ci-runner-python-test";
+    /// The runner image with the fake actions runner (`images/test.toml`).
+    pub const RUNNER: &str = "ci-runner";
+    /// The node add-on image (test set).
+    pub const RUNNER_NODE: &str = "ci-runner-node";
+    /// The python add-on image (test set).
+    pub const RUNNER_PYTHON: &str = "ci-runner-python";
     /// The test runner plus `images/test-hooks` (root and user hooks), for scenario 7.
-    pub const RUNNER_HOOKS: &str = "ci-runner-hooks-test";
+    pub const RUNNER_HOOKS: &str = "ci-runner-hooks";
     /// The mock GitHub.
     pub const MOCK_GITHUB: &str = "mock-github";
     /// The ci-storage host (sshd + rsync + perl).
     pub const STORAGE_HOST: &str = "ci-storage-host";
 }
+
+/// Image sets searched, in order, unless `E2E_IMAGE_SETS` (comma-separated) says otherwise:
+/// the test images, then the e2e additions (hooks).
+pub const DEFAULT_SETS: &[&str] = &["test", "e2e"];
 
 /// Image name → local image reference (`repository:tag`).
 #[derive(Debug, Clone)]
@@ -42,7 +46,11 @@ impl Images {
                 path.display()
             )
         })?;
-        let refs = parse(&text).with_context(|| format!("parsing {}", path.display()))?;
+        let sets: Vec<String> = match std::env::var("E2E_IMAGE_SETS") {
+            Ok(list) => list.split(',').map(|s| s.trim().to_owned()).collect(),
+            Err(_) => DEFAULT_SETS.iter().map(|s| s.to_string()).collect(),
+        };
+        let refs = parse(&text, &sets).with_context(|| format!("parsing {}", path.display()))?;
         Ok(Images { refs, source: path })
     }
 
@@ -81,31 +89,46 @@ pub fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
-/// Accepts `{name: "repo:tag"}`, `{name: {"tag"|"reference"|"image": "repo:tag", ..}}`, and
-/// either of those under a top-level `"images"` key.
-fn parse(text: &str) -> Result<BTreeMap<String, String>> {
+/// Parses `{set: {name: {"tag": "repo:tag", ..}}}` (what xtask writes) into name → reference,
+/// earlier sets of `sets` winning; a flat `{name: "repo:tag" | {"tag": ..}}` is accepted too.
+fn parse(text: &str, sets: &[String]) -> Result<BTreeMap<String, String>> {
     let value: Value = serde_json::from_str(text)?;
-    let map = match value.get("images") {
-        Some(Value::Object(m)) => m.clone(),
-        _ => match value {
-            Value::Object(m) => m,
-            _ => bail!("expected a JSON object of image name → tag"),
-        },
+    let Value::Object(top) = value else {
+        bail!("expected a JSON object of image sets")
     };
+    let nested = top.values().all(|v| {
+        v.as_object()
+            .is_some_and(|o| o.values().all(Value::is_object))
+    }) && top
+        .values()
+        .any(|v| v.as_object().is_some_and(|o| !o.is_empty()));
     let mut refs = BTreeMap::new();
-    for (name, v) in map {
-        let reference = match &v {
-            Value::String(s) => s.clone(),
-            Value::Object(o) => ["reference", "tag", "image", "local_tag", "local"]
-                .iter()
-                .find_map(|k| o.get(*k).and_then(Value::as_str))
-                .map(str::to_owned)
-                .with_context(|| format!("image {name:?}: no \"tag\" string in {v}"))?,
-            _ => bail!("image {name:?}: expected a string or an object, got {v}"),
-        };
-        refs.insert(name, reference);
+    if !nested {
+        for (name, v) in &top {
+            refs.insert(name.clone(), reference_of(name, v)?);
+        }
+        return Ok(refs);
+    }
+    for set in sets.iter().rev() {
+        if let Some(Value::Object(images)) = top.get(set) {
+            for (name, v) in images {
+                refs.insert(name.clone(), reference_of(name, v)?);
+            }
+        }
     }
     Ok(refs)
+}
+
+fn reference_of(name: &str, v: &Value) -> Result<String> {
+    match v {
+        Value::String(s) => Ok(s.clone()),
+        Value::Object(o) => o
+            .get("tag")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .with_context(|| format!("image {name:?}: no \"tag\" string in {v}")),
+        _ => bail!("image {name:?}: expected a string or an object, got {v}"),
+    }
 }
 
 /// `registry:5000/a/b:tag` → (`registry:5000/a/b`, `tag`); no tag → `latest`.
@@ -138,11 +161,16 @@ mod tests {
     }
 
     #[test]
-    fn parses_flat_and_nested_maps() {
-        let flat = parse(r#"{"mock-github":"warm/mock-github:abc"}"#).unwrap();
+    fn parses_sets_and_flat_maps() {
+        let sets = vec!["test".to_owned(), "e2e".to_owned()];
+        let text = r#"{"release":{"ci-runner":{"tag":"r/ci-runner:1"}},
+            "test":{"ci-runner":{"tag":"t/ci-runner:2","alias":"t/ci-runner:latest"}},
+            "e2e":{"ci-runner":{"tag":"e/ci-runner:3"},"hooks":{"tag":"e/hooks:4"}}}"#;
+        let refs = parse(text, &sets).unwrap();
+        assert_eq!(refs["ci-runner"], "t/ci-runner:2");
+        assert_eq!(refs["hooks"], "e/hooks:4");
+        let flat = parse(r#"{"mock-github":"warm/mock-github:abc"}"#, &sets).unwrap();
         assert_eq!(flat["mock-github"], "warm/mock-github:abc");
-        let nested = parse(r#"{"images":{"x":{"tag":"x:1","test":true}}}"#).unwrap();
-        assert_eq!(nested["x"], "x:1");
-        assert!(parse("[1]").is_err());
+        assert!(parse("[1]", &sets).is_err());
     }
 }
