@@ -561,6 +561,61 @@ fn bak_dirs_are_removed_after_a_minute() {
 }
 
 #[test]
+fn maintenance_skips_when_locked_and_concurrent_stores_do_not_block() {
+    let sb = Sandbox::new();
+    let src = sb.dir("src");
+    write(&src, "f", "1");
+    sb.ok(&["store", "--slot-id", "first", "--local-dir", &src]);
+    let lock = sb.path("storage/maintenance.lock");
+    let mut holder = Command::new("flock")
+        .arg("-x")
+        .arg(&lock)
+        .args(["sleep", "30"])
+        .spawn()
+        .expect("flock");
+    eventually("the lock to be held", || {
+        !Command::new("flock")
+            .arg("-n")
+            .arg(&lock)
+            .arg("true")
+            .status()
+            .expect("flock -n")
+            .success()
+    });
+    let started = Instant::now();
+    let out = sb.ok(&["store", "--slot-id", "second", "--local-dir", &src]);
+    assert!(
+        out.contains("another maintenance process is already running, so skipping"),
+        "{out}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "maintenance never waits for the lock"
+    );
+    let _ = holder.kill();
+    let _ = holder.wait();
+
+    let storage = sb.storage();
+    let stores: Vec<_> = (0..4)
+        .map(|i| {
+            let (src, storage) = (src.clone(), storage.clone());
+            std::thread::spawn(move || {
+                Command::new(BIN)
+                    .args(["store", "--slot-id", &format!("p{i}"), "--local-dir", &src])
+                    .args(["--storage-dir", &storage])
+                    .output()
+                    .expect("store")
+            })
+        })
+        .collect();
+    for (i, store) in stores.into_iter().enumerate() {
+        let out = store.join().expect("thread");
+        assert!(out.status.success(), "p{i}: {}", stderr(&out));
+        assert!(exists(&storage, &format!("p{i}/f")));
+    }
+}
+
+#[test]
 fn meta_files_record_hints_and_history() {
     let sb = Sandbox::new();
     let src = sb.dir("src");
