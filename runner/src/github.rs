@@ -50,13 +50,14 @@ pub struct Github {
     backoff: ExponentialBuilder,
 }
 
-/// Signs a GitHub App JWT (RS256, valid 9 minutes, issued a minute ago against clock skew).
+/// Signs a GitHub App JWT (RS256, valid 9 minutes, issued a minute ago against clock skew;
+/// `iss` is the numeric app id, as GitHub documents).
 pub fn app_jwt(app_id: u64, key: &Secret) -> anyhow::Result<String> {
     #[derive(serde::Serialize)]
     struct Claims {
         iat: u64,
         exp: u64,
-        iss: String,
+        iss: u64,
     }
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -65,7 +66,7 @@ pub fn app_jwt(app_id: u64, key: &Secret) -> anyhow::Result<String> {
     let claims = Claims {
         iat: now.saturating_sub(60),
         exp: now + 9 * 60,
-        iss: app_id.to_string(),
+        iss: app_id,
     };
     // The key's own parse error could quote it; keep errors generic.
     let key = jsonwebtoken::EncodingKey::from_rsa_pem(key.expose().as_bytes())

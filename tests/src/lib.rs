@@ -1,2 +1,3 @@
 //! Shared helpers for the system tests.
 pub mod docker;
+pub mod entrypoint;
