@@ -203,3 +203,398 @@ async fn happy_path_prewarm_register_job_then_sigterm_idle() -> anyhow::Result<(
     assert_eq!(env.status().context("status")?["state"], "stopped");
     Ok(())
 }
+
+/// Time of a request log entry.
+fn at(r: &fixtures::mock_github::RequestRecord) -> chrono::DateTime<chrono::FixedOffset> {
+    chrono::DateTime::parse_from_rfc3339(&r.at).expect("rfc3339 time in the request log")
+}
+
+fn count(requests: &[fixtures::mock_github::RequestRecord], method: &str, suffix: &str) -> usize {
+    requests
+        .iter()
+        .filter(|r| r.method == method && r.path.ends_with(suffix))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_while_busy_lets_the_job_finish_then_deregisters_at_once() -> anyhow::Result<()> {
+    let mock = MockGithub::start().await?;
+    let mut env = RunnerEnv::new(&mock)?;
+    // A long periodic retry: removal right after the job must come from the job-end event.
+    env.set("SHUTDOWN_RETRY_INTERVAL_SEC", "30");
+    let (mut proc, name) = boot(&env, &mock).await?;
+
+    let job = mock
+        .queue_job(REPO, env.labels.clone(), "long", "sleep 3; echo finished")
+        .await?;
+    mock.wait_for_job(job, JobState::InProgress, T).await?;
+    proc.wait_log("Running job: long", T).await?;
+    proc.signal(Signal::SIGTERM);
+    proc.wait_log("step=\"drain.labels\"", T).await?;
+    proc.wait_log("step=\"drain.attempt\"", T).await?;
+    assert_eq!(env.status().context("status")?["state"], "draining");
+    // Labels gone: a second job for them is not routed to this runner.
+    let runner = mock.wait_for_runner(&name, T, |_| true).await?;
+    assert!(custom_labels(&runner).is_empty(), "{runner:#?}");
+    let second = mock
+        .queue_job(REPO, env.labels.clone(), "second", "echo second")
+        .await?;
+    // A second signal does not skip de-registration.
+    proc.signal(Signal::SIGINT);
+    proc.wait_log("again: de-registration continues", T).await?;
+
+    assert_eq!(proc.wait_exit(T).await?, 0, "{}", proc.log());
+    let done = mock.job(job).await?;
+    assert_eq!(done.result, Some(JobResult::Succeeded), "{}", done.output);
+    assert!(done.output.contains("finished"));
+    let second = mock.job(second).await?;
+    assert_eq!(second.state, JobState::Queued, "{second:#?}");
+    assert_eq!(second.runner_name, None);
+    assert_no_runner(&mock).await?;
+
+    // Removal followed the job's end within a second; a fresh token for every attempt.
+    let requests = mock.requests().await?;
+    let completed = requests
+        .iter()
+        .find(|r| r.method == "POST" && r.path.ends_with("/complete"))
+        .context("no job completion request")?;
+    let removed = requests
+        .iter()
+        .rfind(|r| r.method == "DELETE" && r.path.contains("/_runner/agents/") && r.status == 204)
+        .context("no successful removal")?;
+    let delay = at(removed) - at(completed);
+    assert!(
+        delay < chrono::Duration::milliseconds(1000),
+        "removal {delay:?} after the job's end"
+    );
+    let log = proc.log();
+    let attempts = log.matches("step=\"drain.attempt\"").count();
+    assert!(attempts >= 2, "expected a busy attempt first:\n{log}");
+    assert_eq!(
+        count(&requests, "POST", "/remove-token"),
+        attempts,
+        "{requests:#?}"
+    );
+    eprintln!(
+        "drain: removal {} ms after the job's end",
+        delay.num_milliseconds()
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_while_fetching_the_registration_token_leaves_nothing() -> anyhow::Result<()> {
+    let mock = MockGithub::start().await?;
+    let env = RunnerEnv::new(&mock)?;
+    mock.inject_fault(Fault {
+        path: "registration-token$".into(),
+        latency_ms: Some(1500),
+        times: Some(1),
+        ..Fault::default()
+    })
+    .await?;
+    let mut proc = env.spawn()?;
+    proc.wait_log("step=\"setup\"", T).await?;
+    proc.signal(Signal::SIGTERM);
+    assert_eq!(proc.wait_exit(T).await?, 0, "{}", proc.log());
+    // Give the delayed answer time to land, then check nothing got registered.
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    assert_no_runner(&mock).await?;
+    assert!(!proc.log().contains("config.sh:"), "{}", proc.log());
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_while_config_sh_runs_removes_the_registration() -> anyhow::Result<()> {
+    let mock = MockGithub::start().await?;
+    let env = RunnerEnv::new(&mock)?;
+    // The fake config.sh's exchange with the runner service is slow this time.
+    mock.inject_fault(Fault {
+        path: "/agents$".into(),
+        method: Some("POST".into()),
+        latency_ms: Some(1500),
+        times: Some(1),
+        ..Fault::default()
+    })
+    .await?;
+    let mut proc = env.spawn()?;
+    proc.wait_log("config.sh:", T).await?;
+    proc.signal(Signal::SIGTERM);
+    assert_eq!(proc.wait_exit(T).await?, 0, "{}", proc.log());
+    assert_no_runner(&mock).await?;
+    let log = proc.log();
+    assert!(log.contains("step=\"deregistered\""), "{log}");
+    assert!(!log.contains("run.sh"), "run.sh must not start:\n{log}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_prewarm_kills_it_and_leaves_nothing() -> anyhow::Result<()> {
+    let mock = MockGithub::start().await?;
+    let mut env = RunnerEnv::new(&mock)?;
+    env.fake_ci_storage("echo loading\nsleep 60\ntouch \"$MARKS/prewarm.done\"")?;
+    let mut proc = env.spawn()?;
+    proc.wait_log("ci-storage: loading", T).await?;
+    proc.wait_log("step=\"hooks.user\"", T).await?;
+    proc.signal(Signal::SIGTERM);
+    assert_eq!(proc.wait_exit(T).await?, 0, "{}", proc.log());
+    assert_no_runner(&mock).await?;
+    let pid: i32 = std::fs::read_to_string(env.marks.join("ci-storage.pid"))?
+        .trim()
+        .parse()?;
+    assert!(!alive(pid), "ci-storage {pid} still running");
+    assert!(!env.marks.join("prewarm.done").exists());
+    assert!(!proc.log().contains("run.sh:"), "{}", proc.log());
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prewarm_timeout_and_failure_are_warnings() -> anyhow::Result<()> {
+    let mock = MockGithub::start().await?;
+    let mut env = RunnerEnv::new(&mock)?;
+    env.set("CI_STORAGE_PREWARM_TIMEOUT_SEC", "0.5");
+    env.fake_ci_storage("sleep 30")?;
+    let (mut proc, _) = boot(&env, &mock).await?;
+    assert!(proc.log().contains("pre-warm timed out"), "{}", proc.log());
+    proc.signal(Signal::SIGTERM);
+    assert_eq!(proc.wait_exit(T).await?, 0, "{}", proc.log());
+
+    let mut env = RunnerEnv::new(&mock)?;
+    env.fake_ci_storage("echo 'no such host' >&2; exit 255")?;
+    let (mut proc, _) = boot(&env, &mock).await?;
+    assert!(proc.log().contains("pre-warm failed"), "{}", proc.log());
+    proc.signal(Signal::SIGTERM);
+    assert_eq!(proc.wait_exit(T).await?, 0, "{}", proc.log());
+    assert_no_runner(&mock).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_5xx_then_success_is_retried() -> anyhow::Result<()> {
+    let mock = MockGithub::start().await?;
+    let env = RunnerEnv::new(&mock)?;
+    mock.inject_fault(Fault {
+        path: "registration-token$".into(),
+        status: Some(500),
+        times: Some(3),
+        ..Fault::default()
+    })
+    .await?;
+    let (mut proc, _) = boot(&env, &mock).await?;
+    let requests = mock.requests().await?;
+    assert_eq!(
+        count(&requests, "POST", "/registration-token"),
+        4,
+        "{requests:#?}"
+    );
+    proc.signal(Signal::SIGTERM);
+    assert_eq!(proc.wait_exit(T).await?, 0, "{}", proc.log());
+    assert_no_runner(&mock).await
+}
+
+/// Injects `fault` on the registration token, boots, and returns the gap between the first
+/// (faulty) and the second request.
+async fn gap_after(fault: Fault) -> anyhow::Result<chrono::Duration> {
+    let mock = MockGithub::start().await?;
+    let env = RunnerEnv::new(&mock)?;
+    mock.inject_fault(fault).await?;
+    let (mut proc, _) = boot(&env, &mock).await?;
+    let requests = mock.requests().await?;
+    let tokens: Vec<_> = requests
+        .iter()
+        .filter(|r| r.path.ends_with("/registration-token"))
+        .collect();
+    anyhow::ensure!(tokens.len() == 2, "{requests:#?}");
+    proc.signal(Signal::SIGTERM);
+    assert_eq!(proc.wait_exit(T).await?, 0, "{}", proc.log());
+    assert_no_runner(&mock).await?;
+    Ok(at(tokens[1]) - at(tokens[0]))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_429_retry_after_is_honoured() -> anyhow::Result<()> {
+    let gap = gap_after(Fault {
+        path: "registration-token$".into(),
+        status: Some(429),
+        retry_after: Some(2),
+        times: Some(1),
+        ..Fault::default()
+    })
+    .await?;
+    assert!(gap >= chrono::Duration::milliseconds(1900), "{gap:?}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_rate_limit_reset_is_honoured() -> anyhow::Result<()> {
+    let gap = gap_after(Fault {
+        path: "registration-token$".into(),
+        status: Some(403),
+        rate_limit_reset_in: Some(2),
+        times: Some(1),
+        ..Fault::default()
+    })
+    .await?;
+    // The reset is in whole seconds: at least a second away, at most two and a margin.
+    assert!(gap >= chrono::Duration::milliseconds(1000), "{gap:?}");
+    assert!(gap <= chrono::Duration::milliseconds(3500), "{gap:?}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_token_is_fatal_with_a_clear_message() -> anyhow::Result<()> {
+    let mock = MockGithub::start().await?;
+    let mut env = RunnerEnv::new(&mock)?;
+    env.set("GH_TOKEN", "ghp_wrong_token_value");
+    let mut proc = env.spawn()?;
+    assert_eq!(proc.wait_exit(T).await?, 1, "{}", proc.log());
+    let log = proc.log();
+    assert!(log.contains("401") && log.contains("admin rights"), "{log}");
+    assert!(!log.contains("ghp_wrong_token_value"), "{log}");
+    let requests = mock.requests().await?;
+    assert_eq!(
+        count(&requests, "POST", "/registration-token"),
+        1,
+        "no retry on 401"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runner_crash_deregisters_and_exits_non_zero() -> anyhow::Result<()> {
+    let mock = MockGithub::start().await?;
+    let env = RunnerEnv::new(&mock)?;
+    let (mut proc, _) = boot(&env, &mock).await?;
+    let listener = env.runner_home.join("bin/Runner.Listener");
+    let pids = pids_of(&listener);
+    anyhow::ensure!(!pids.is_empty(), "no listener process");
+    for pid in pids {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL);
+    }
+    assert_eq!(proc.wait_exit(T).await?, 1, "{}", proc.log());
+    assert!(
+        proc.log().contains("step=\"deregistered\""),
+        "{}",
+        proc.log()
+    );
+    assert_no_runner(&mock).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hooks_run_in_order_as_their_users() -> anyhow::Result<()> {
+    let mock = MockGithub::start().await?;
+    let env = RunnerEnv::new(&mock)?;
+    let record =
+        |tag: &str| format!("echo \"{tag} $(id -un) $PWD\" >> $MARKS/order\necho hello from {tag}");
+    env.hook(true, "entrypoint.20-b.sh", &record("root-b"))?;
+    env.hook(true, "entrypoint.10-a.sh", &record("root-a"))?;
+    env.hook(true, "not-a-hook.sh", &record("never"))?;
+    env.hook(
+        false,
+        "entrypoint.05-u.sh",
+        &format!(
+            "{}\ntest -z \"$GH_TOKEN\" && echo user-hook-has-no-token",
+            record("user")
+        ),
+    )?;
+    let (mut proc, _) = boot(&env, &mock).await?;
+    let order = std::fs::read_to_string(env.marks.join("order"))?;
+    let user = e2e::entrypoint::current_user();
+    let lines: Vec<&str> = order.lines().collect();
+    assert_eq!(lines.len(), 3, "{order}");
+    assert!(
+        lines[0].starts_with(&format!("root-a {user} {}", env.root_hooks.display())),
+        "{order}"
+    );
+    assert!(lines[1].starts_with(&format!("root-b {user}")), "{order}");
+    assert!(
+        lines[2].starts_with(&format!("user {user} {}", env.user_hooks.display())),
+        "{order}"
+    );
+    let log = proc.log();
+    assert!(
+        log.contains("entrypoint.10-a.sh: hello from root-a"),
+        "{log}"
+    );
+    assert!(
+        log.contains("entrypoint.05-u.sh: user-hook-has-no-token"),
+        "{log}"
+    );
+    proc.signal(Signal::SIGTERM);
+    assert_eq!(proc.wait_exit(T).await?, 0, "{}", proc.log());
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_root_hook_stops_boot_with_exit_3() -> anyhow::Result<()> {
+    let mock = MockGithub::start().await?;
+    let env = RunnerEnv::new(&mock)?;
+    env.hook(true, "entrypoint.10-bad.sh", "echo about to fail; exit 7")?;
+    env.hook(true, "entrypoint.20-after.sh", "touch $MARKS/after")?;
+    let mut proc = env.spawn()?;
+    assert_eq!(proc.wait_exit(T).await?, 3, "{}", proc.log());
+    let log = proc.log();
+    assert!(
+        log.contains("hook entrypoint.10-bad.sh failed with exit code 7"),
+        "{log}"
+    );
+    assert!(!env.marks.join("after").exists());
+    assert!(
+        mock.requests().await?.is_empty(),
+        "no API call before root hooks pass"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_user_hook_exits_3_and_deregisters() -> anyhow::Result<()> {
+    let mock = MockGithub::start().await?;
+    let env = RunnerEnv::new(&mock)?;
+    env.hook(false, "entrypoint.10-bad.sh", "exit 5")?;
+    let mut proc = env.spawn()?;
+    assert_eq!(proc.wait_exit(T).await?, 3, "{}", proc.log());
+    assert!(proc
+        .log()
+        .contains("entrypoint.10-bad.sh failed with exit code 5"));
+    assert_no_runner(&mock).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_deadline_kills_the_job_and_exits_4() -> anyhow::Result<()> {
+    let mock = MockGithub::start().await?;
+    let mut env = RunnerEnv::new(&mock)?;
+    env.set("SHUTDOWN_DEADLINE_SEC", "1.5");
+    let (mut proc, _) = boot(&env, &mock).await?;
+    let job = mock
+        .queue_job(REPO, env.labels.clone(), "endless", "sleep 60")
+        .await?;
+    mock.wait_for_job(job, JobState::InProgress, T).await?;
+    proc.signal(Signal::SIGTERM);
+    assert_eq!(proc.wait_exit(T).await?, 4, "{}", proc.log());
+    let listener = env.runner_home.join("bin/Runner.Listener");
+    assert!(
+        pids_of(&listener).iter().all(|p| !alive(*p)),
+        "listener survived"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_endpoint_answers_health_checks() -> anyhow::Result<()> {
+    let mock = MockGithub::start().await?;
+    let mut env = RunnerEnv::new(&mock)?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    env.set("RUNNER_STATUS_PORT", port.to_string());
+    let (mut proc, name) = boot(&env, &mock).await?;
+    let resp = reqwest::get(format!("http://127.0.0.1:{port}/status")).await?;
+    assert_eq!(resp.status(), 200);
+    let body: serde_json::Value = resp.json().await?;
+    assert_eq!(body["state"], "ready");
+    assert_eq!(body["runner_name"], name.as_str());
+    let missing = reqwest::get(format!("http://127.0.0.1:{port}/nope")).await?;
+    assert_eq!(missing.status(), 404);
+    proc.signal(Signal::SIGTERM);
+    assert_eq!(proc.wait_exit(T).await?, 0, "{}", proc.log());
+    Ok(())
+}
