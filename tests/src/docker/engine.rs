@@ -141,6 +141,20 @@ impl Engine {
         Ok(info.state.and_then(|s| s.running).unwrap_or(false))
     }
 
+    /// How long the container ran (`State.StartedAt` → `State.FinishedAt`), once it exited.
+    pub async fn run_time(&self, container: &str) -> Result<Duration> {
+        let info = self.docker.inspect_container(container, None).await?;
+        let state = info.state.context("container without state")?;
+        let parse = |t: Option<String>| -> Result<DateTime<Utc>> {
+            let t = t.context("container has not started or finished")?;
+            Ok(DateTime::parse_from_rfc3339(&t)?.with_timezone(&Utc))
+        };
+        let (started, finished) = (parse(state.started_at)?, parse(state.finished_at)?);
+        (finished - started)
+            .to_std()
+            .context("finished before it started")
+    }
+
     /// `docker pause` (the processes freeze; the kernel still accepts TCP connections).
     pub async fn pause(&self, container: &str) -> Result<()> {
         self.docker
