@@ -53,7 +53,7 @@ pub async fn remove_labels(ctx: &Ctx<'_>) {
             Ok(r) => r.map(|r| r.id),
             Err(e) => {
                 tracing::warn!(
-                    step = "drain.labels",
+                    step = %"drain.labels",
                     "cannot find runner {}: {e}",
                     ctx.name
                 );
@@ -66,14 +66,14 @@ pub async fn remove_labels(ctx: &Ctx<'_>) {
     };
     match ctx.gh.remove_custom_labels(id).await {
         Ok(()) => tracing::info!(
-            step = "drain.labels",
+            step = %"drain.labels",
             elapsed_ms = ms_since(started),
             uptime_ms = uptime_ms(),
             "removed the custom labels of runner {} (id {id})",
             ctx.name
         ),
         Err(e) => tracing::warn!(
-            step = "drain.labels",
+            step = %"drain.labels",
             elapsed_ms = ms_since(started),
             "cannot remove the custom labels of runner {}: {e}",
             ctx.name
@@ -126,11 +126,11 @@ pub async fn deregister(
             Attempt::Failed(_) => "failed",
         };
         tracing::info!(
-            step = "drain.attempt",
+            step = %"drain.attempt",
             attempt = n,
             elapsed_ms = ms_since(started),
             uptime_ms = uptime_ms(),
-            outcome,
+            outcome = %outcome,
             "de-registration attempt {n}: {outcome}{}",
             match &result {
                 Attempt::Failed(why) => format!(" ({why})"),

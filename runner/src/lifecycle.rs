@@ -97,7 +97,7 @@ async fn boot_and_run(
     let t = Instant::now();
     match hooks::run_dir(&cfg.root_hooks_dir, RunAs::Current, &shutdown).await {
         Ok(n) => tracing::info!(
-            step = "hooks.root",
+            step = %"hooks.root",
             elapsed_ms = ms_since(t),
             uptime_ms = uptime_ms(),
             "ran {n} root hook(s) from {}",
@@ -114,12 +114,12 @@ async fn boot_and_run(
     let prepared = match setup::prepare(cfg, &acct) {
         Ok(p) => p,
         Err(e) => {
-            tracing::error!(step = "setup", "setup failed: {e:#}");
+            tracing::error!(step = %"setup", "setup failed: {e:#}");
             return Exit::Runtime;
         }
     };
     tracing::info!(
-        step = "setup",
+        step = %"setup",
         elapsed_ms = ms_since(t),
         uptime_ms = uptime_ms(),
         "home, ssh and work directory ready"
@@ -158,7 +158,7 @@ async fn boot_and_run(
             return abort_boot(&ctx).await;
         }
         Err(e) => {
-            tracing::error!(step = "register", "registration failed: {e:#}");
+            tracing::error!(step = %"register", "registration failed: {e:#}");
             prewarm.abort();
             // config.sh may have got as far as the server: leave no ghost behind.
             drain::deregister(&ctx, None, Some(1)).await;
@@ -170,7 +170,7 @@ async fn boot_and_run(
     let t = Instant::now();
     match hooks::run_dir(&cfg.user_hooks_dir, RunAs::User(&acct, &cfg.tz), &shutdown).await {
         Ok(n) => tracing::info!(
-            step = "hooks.user",
+            step = %"hooks.user",
             elapsed_ms = ms_since(t),
             uptime_ms = uptime_ms(),
             "ran {n} user hook(s) from {}",
@@ -196,14 +196,15 @@ async fn boot_and_run(
     let (mut runner, mut events) = match supervisor::spawn(cfg, &acct) {
         Ok(r) => r,
         Err(e) => {
-            tracing::error!(step = "runner.start", "{e:#}");
+            tracing::error!(step = %"runner.start", "{e:#}");
             drain::deregister(&ctx, None, Some(CRASH_CLEANUP_ATTEMPTS)).await;
             return Exit::Runtime;
         }
     };
     run_sh_pid.store(runner.pid(), Ordering::SeqCst);
+    crate::steps::runner_started();
     tracing::info!(
-        step = "runner.start",
+        step = %"runner.start",
         elapsed_ms = 0u64,
         uptime_ms = uptime_ms(),
         "started run.sh as {}",
@@ -217,7 +218,7 @@ fn hook_failed(step: &str, t: Instant, e: HookError) -> Exit {
     match e {
         HookError::Aborted(name) => {
             tracing::info!(
-                step,
+                step = %step,
                 elapsed_ms = ms_since(t),
                 "boot aborted by a signal during hook {name}"
             );
@@ -225,14 +226,14 @@ fn hook_failed(step: &str, t: Instant, e: HookError) -> Exit {
         }
         HookError::Failed { name, status } => {
             tracing::error!(
-                step,
+                step = %step,
                 elapsed_ms = ms_since(t),
                 "hook {name} failed with {status}; boot stopped"
             );
             Exit::Hook
         }
         HookError::Spawn(e) => {
-            tracing::error!(step, elapsed_ms = ms_since(t), "{e:#}; boot stopped");
+            tracing::error!(step = %step, elapsed_ms = ms_since(t), "{e:#}; boot stopped");
             Exit::Hook
         }
     }
@@ -245,7 +246,7 @@ async fn abort_boot(ctx: &Ctx<'_>) -> Exit {
     tracing::info!("boot aborted by a signal; removing the registration");
     if drain::deregister(ctx, None, None).await {
         tracing::info!(
-            step = "deregistered",
+            step = %"deregistered",
             elapsed_ms = ms_since(t),
             uptime_ms = uptime_ms(),
             "runner {} removed",
@@ -281,7 +282,7 @@ async fn supervise(
     let t = Instant::now();
     if drain::deregister(ctx, None, Some(CRASH_CLEANUP_ATTEMPTS)).await {
         tracing::info!(
-            step = "deregistered",
+            step = %"deregistered",
             elapsed_ms = ms_since(t),
             uptime_ms = uptime_ms(),
             "runner {} removed",
@@ -308,7 +309,7 @@ async fn drain_and_stop(
     drain::remove_labels(ctx).await;
     drain::deregister(ctx, Some(events), None).await;
     tracing::info!(
-        step = "deregistered",
+        step = %"deregistered",
         elapsed_ms = ms_since(t),
         uptime_ms = uptime_ms(),
         "runner {} removed",
@@ -324,8 +325,8 @@ pub fn note_event(board: &StatusBoard, ev: &Event) {
     match ev {
         Event::Listening => {
             tracing::info!(
-                step = "listening",
-                elapsed_ms = 0u64,
+                step = %"listening",
+                elapsed_ms = crate::steps::since_runner_start_ms(),
                 uptime_ms = uptime_ms(),
                 "runner is listening for jobs"
             );
@@ -335,7 +336,7 @@ pub fn note_event(board: &StatusBoard, ev: &Event) {
         }
         Event::JobStarted(job) => {
             crate::steps::job_started();
-            tracing::info!(step = "job.started", elapsed_ms = 0u64, uptime_ms = uptime_ms(), job = %job, "job {job} started");
+            tracing::info!(step = %"job.started", elapsed_ms = 0u64, uptime_ms = uptime_ms(), job = %job, "job {job} started");
             board.update(|s| {
                 s.job = Some(job.clone());
                 if !draining {
@@ -344,7 +345,7 @@ pub fn note_event(board: &StatusBoard, ev: &Event) {
             });
         }
         Event::JobFinished { name, result } => {
-            tracing::info!(step = "job.finished", elapsed_ms = crate::steps::job_finished_ms(), uptime_ms = uptime_ms(), job = %name, result = %result, "job {name} finished: {result}");
+            tracing::info!(step = %"job.finished", elapsed_ms = crate::steps::job_finished_ms(), uptime_ms = uptime_ms(), job = %name, result = %result, "job {name} finished: {result}");
             board.update(|s| {
                 s.job = None;
                 if !draining {

@@ -49,10 +49,10 @@ async fn async_main(cli: Cli) -> Exit {
         Ok(c) => c,
         Err(problems) => {
             for p in &problems.0 {
-                tracing::error!(step = "validate", "{p}");
+                tracing::error!(step = %"validate", "{p}");
             }
             tracing::error!(
-                step = "validate",
+                step = %"validate",
                 "{} configuration problem(s); nothing was done (see runner --help)",
                 problems.0.len()
             );
@@ -60,7 +60,7 @@ async fn async_main(cli: Cli) -> Exit {
         }
     };
     tracing::info!(
-        step = "validate",
+        step = %"validate",
         elapsed_ms = steps::ms_since(t),
         uptime_ms = steps::uptime_ms(),
         repository = %cfg.repo,

@@ -34,27 +34,33 @@ pub async fn run(
     let started = Instant::now();
     let outcome = load(cfg, acct, ssh_key, shutdown).await;
     let elapsed_ms = started.elapsed().as_millis() as u64;
+    let uptime_ms = crate::steps::uptime_ms();
     match &outcome {
         Outcome::Skipped => {
             tracing::info!(
-                step = "prewarm",
+                step = %"prewarm",
                 elapsed_ms,
+                uptime_ms,
                 "pre-warm skipped: CI_STORAGE_HOST is not set"
             )
         }
-        Outcome::Loaded => tracing::info!(step = "prewarm", elapsed_ms, "pre-warm done"),
+        Outcome::Loaded => {
+            tracing::info!(step = %"prewarm", elapsed_ms, uptime_ms, "pre-warm done")
+        }
         Outcome::Failed(why) => tracing::warn!(
-            step = "prewarm",
+            step = %"prewarm",
             elapsed_ms,
+            uptime_ms,
             "pre-warm failed, continuing cold: {why}"
         ),
         Outcome::TimedOut => tracing::warn!(
-            step = "prewarm",
+            step = %"prewarm",
             elapsed_ms,
+            uptime_ms,
             "pre-warm timed out (CI_STORAGE_PREWARM_TIMEOUT_SEC), continuing cold"
         ),
         Outcome::Aborted => {
-            tracing::info!(step = "prewarm", elapsed_ms, "pre-warm aborted by a signal")
+            tracing::info!(step = %"prewarm", elapsed_ms, uptime_ms, "pre-warm aborted by a signal")
         }
     }
     outcome

@@ -92,9 +92,9 @@ pub async fn register(
         }
         if status.success() {
             tracing::info!(
-                step = "register",
+                step = %"register",
                 elapsed_ms = started.elapsed().as_millis() as u64,
-                runner_name = name,
+                runner_name = %name,
                 labels = %cfg.labels.join(","),
                 "registered runner {name}"
             );

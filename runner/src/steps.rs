@@ -37,3 +37,15 @@ pub fn job_finished_ms() -> u64 {
         .and_then(|mut g| g.take())
         .map_or(0, ms_since)
 }
+
+static RUNNER_START: OnceLock<Instant> = OnceLock::new();
+
+/// Notes that `run.sh` was started now.
+pub fn runner_started() {
+    RUNNER_START.get_or_init(Instant::now);
+}
+
+/// Milliseconds since `run.sh` was started (0 before).
+pub fn since_runner_start_ms() -> u64 {
+    RUNNER_START.get().map_or(0, |t| ms_since(*t))
+}

@@ -322,6 +322,9 @@ impl RunnerProc {
                 let status = status.context("waiting for runner")?;
                 // Let the collectors drain the last lines.
                 tokio::time::sleep(Duration::from_millis(50)).await;
+                if std::env::var_os("E2E_LOG").is_some() {
+                    eprintln!("---- runner log ----\n{}", self.log());
+                }
                 status
                     .code()
                     .with_context(|| format!("runner ended by {status}; log:\n{}", self.log()))

@@ -23,7 +23,7 @@ fn runner_name(log_line: &str) -> String {
 /// Starts the runner and waits until it is registered and listening; returns its name.
 async fn boot(env: &RunnerEnv, mock: &MockGithub) -> anyhow::Result<(RunnerProc, String)> {
     let proc = env.spawn()?;
-    let line = proc.wait_log("step=\"register\"", T).await?;
+    let line = proc.wait_log("step=register ", T).await?;
     let name = runner_name(&line);
     anyhow::ensure!(!name.is_empty(), "no name in {line}");
     proc.wait_log("Listening for Jobs", T).await?;
@@ -172,7 +172,7 @@ async fn happy_path_prewarm_register_job_then_sigterm_idle() -> anyhow::Result<(
     assert!(done.output.contains("WARM"), "{}", done.output);
     assert!(done.output.contains("NO_TOKEN"), "{}", done.output);
     assert_eq!(done.runner_name.as_deref(), Some(name.as_str()));
-    proc.wait_log("step=\"job.finished\"", T).await?;
+    proc.wait_log("step=job.finished ", T).await?;
 
     // SIGTERM while idle: de-registered, exit 0, nothing left.
     proc.signal(Signal::SIGTERM);
@@ -195,7 +195,7 @@ async fn happy_path_prewarm_register_job_then_sigterm_idle() -> anyhow::Result<(
         "deregistered",
     ] {
         assert!(
-            log.contains(&format!("step=\"{step}\"")),
+            log.contains(&format!("step={step} ")),
             "no step {step}:\n{log}"
         );
     }
@@ -230,8 +230,8 @@ async fn sigterm_while_busy_lets_the_job_finish_then_deregisters_at_once() -> an
     mock.wait_for_job(job, JobState::InProgress, T).await?;
     proc.wait_log("Running job: long", T).await?;
     proc.signal(Signal::SIGTERM);
-    proc.wait_log("step=\"drain.labels\"", T).await?;
-    proc.wait_log("step=\"drain.attempt\"", T).await?;
+    proc.wait_log("step=drain.labels ", T).await?;
+    proc.wait_log("step=drain.attempt ", T).await?;
     assert_eq!(env.status().context("status")?["state"], "draining");
     // Labels gone: a second job for them is not routed to this runner.
     let runner = mock.wait_for_runner(&name, T, |_| true).await?;
@@ -268,7 +268,7 @@ async fn sigterm_while_busy_lets_the_job_finish_then_deregisters_at_once() -> an
         "removal {delay:?} after the job's end"
     );
     let log = proc.log();
-    let attempts = log.matches("step=\"drain.attempt\"").count();
+    let attempts = log.matches("step=drain.attempt ").count();
     assert!(attempts >= 2, "expected a busy attempt first:\n{log}");
     assert_eq!(
         count(&requests, "POST", "/remove-token"),
@@ -294,7 +294,7 @@ async fn sigterm_while_fetching_the_registration_token_leaves_nothing() -> anyho
     })
     .await?;
     let mut proc = env.spawn()?;
-    proc.wait_log("step=\"setup\"", T).await?;
+    proc.wait_log("step=setup ", T).await?;
     proc.signal(Signal::SIGTERM);
     assert_eq!(proc.wait_exit(T).await?, 0, "{}", proc.log());
     // Give the delayed answer time to land, then check nothing got registered.
@@ -323,7 +323,7 @@ async fn sigterm_while_config_sh_runs_removes_the_registration() -> anyhow::Resu
     assert_eq!(proc.wait_exit(T).await?, 0, "{}", proc.log());
     assert_no_runner(&mock).await?;
     let log = proc.log();
-    assert!(log.contains("step=\"deregistered\""), "{log}");
+    assert!(log.contains("step=deregistered "), "{log}");
     assert!(!log.contains("run.sh"), "run.sh must not start:\n{log}");
     Ok(())
 }
@@ -335,7 +335,7 @@ async fn sigterm_during_prewarm_kills_it_and_leaves_nothing() -> anyhow::Result<
     env.fake_ci_storage("echo loading\nsleep 60\ntouch \"$MARKS/prewarm.done\"")?;
     let mut proc = env.spawn()?;
     proc.wait_log("ci-storage: loading", T).await?;
-    proc.wait_log("step=\"hooks.user\"", T).await?;
+    proc.wait_log("step=hooks.user ", T).await?;
     proc.signal(Signal::SIGTERM);
     assert_eq!(proc.wait_exit(T).await?, 0, "{}", proc.log());
     assert_no_runner(&mock).await?;
@@ -471,11 +471,7 @@ async fn runner_crash_deregisters_and_exits_non_zero() -> anyhow::Result<()> {
         let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL);
     }
     assert_eq!(proc.wait_exit(T).await?, 1, "{}", proc.log());
-    assert!(
-        proc.log().contains("step=\"deregistered\""),
-        "{}",
-        proc.log()
-    );
+    assert!(proc.log().contains("step=deregistered "), "{}", proc.log());
     assert_no_runner(&mock).await
 }
 
