@@ -23,7 +23,7 @@ impl Ci {
         })?;
         step("cargo test --workspace", || cmd!(sh, "cargo test --workspace").run().map_err(Into::into))?;
         if !self.no_e2e {
-            step("cargo xtask e2e", || crate::e2e::E2e { test_args: Vec::new() }.run(sh))?;
+            step("cargo xtask e2e", || crate::e2e::E2e::default().run(sh))?;
         }
         eprintln!("==> ci passed in {:.1}s", started.elapsed().as_secs_f64());
         Ok(())
