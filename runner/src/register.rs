@@ -94,6 +94,7 @@ pub async fn register(
             tracing::info!(
                 step = %"register",
                 elapsed_ms = started.elapsed().as_millis() as u64,
+                uptime_ms = crate::steps::uptime_ms(),
                 runner_name = %name,
                 labels = %cfg.labels.join(","),
                 "registered runner {name}"

@@ -136,7 +136,48 @@ fn chown(path: &Path, acct: &Account) -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::known_hosts_line;
+    use super::*;
+    use crate::secret::Secret;
+
+    fn me(home: &Path) -> Account {
+        Account {
+            name: "me".into(),
+            uid: nix::unistd::Uid::effective(),
+            gid: nix::unistd::Gid::effective(),
+            home: home.to_path_buf(),
+            shell: "/bin/sh".into(),
+            groups: vec![],
+        }
+    }
+
+    #[test]
+    fn ssh_key_is_private_and_host_key_pinned_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let acct = me(dir.path());
+        let storage = Storage {
+            host: "ci@store:2222".into(),
+            private_key: Some(Secret::new(
+                "-----BEGIN OPENSSH PRIVATE KEY-----\nabc\n-----END OPENSSH PRIVATE KEY-----",
+            )),
+            host_key: Some("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5".into()),
+            dir: "~/ci-storage".into(),
+            prewarm_timeout: std::time::Duration::from_secs(1),
+        };
+        for _ in 0..2 {
+            let key = ssh_material(&storage, &acct)
+                .expect("ssh material")
+                .expect("key file");
+            assert_eq!(key, dir.path().join(".ssh/id_rsa"));
+            let meta = std::fs::metadata(&key).expect("key");
+            assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+            let text = std::fs::read_to_string(&key).expect("key");
+            assert!(text.starts_with("-----BEGIN OPENSSH") && text.ends_with("KEY-----\n"));
+        }
+        let ssh = std::fs::metadata(dir.path().join(".ssh")).expect(".ssh");
+        assert_eq!(ssh.permissions().mode() & 0o777, 0o700);
+        let known = std::fs::read_to_string(dir.path().join(".ssh/known_hosts")).expect("kh");
+        assert_eq!(known, "[store]:2222 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5\n");
+    }
 
     #[test]
     fn known_hosts_lines() {

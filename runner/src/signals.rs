@@ -40,14 +40,6 @@ pub fn install() -> anyhow::Result<Shutdown> {
 }
 
 impl Shutdown {
-    /// A handle that never fires (for code paths run without signal handling, e.g. tests).
-    pub fn never() -> Shutdown {
-        let (tx, rx) = watch::channel(None);
-        // Keep the sender alive forever so `wait` pends instead of seeing a closed channel.
-        std::mem::forget(tx);
-        Shutdown { rx }
-    }
-
     /// The first signal's name and arrival time, if one came.
     pub fn requested(&self) -> Option<(&'static str, Instant)> {
         *self.rx.borrow()

@@ -71,8 +71,12 @@ fn build() -> anyhow::Result<Binaries> {
         &out,
         fixtures::fake_runner::FAKE_RUNNER_VERSION,
     )?;
+    // E2E_RUNNER_BIN runs another build of the entrypoint (e.g. release, for measurements).
+    let runner = std::env::var_os("E2E_RUNNER_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| debug.join("runner"));
     Ok(Binaries {
-        runner: debug.join("runner"),
+        runner,
         tarball: packed.path,
     })
 }
@@ -335,6 +339,13 @@ impl RunnerProc {
             ),
         }
     }
+}
+
+/// Resident set size of process `pid` in KiB (`VmRSS` of /proc/<pid>/status).
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// Pids of processes whose executable is `exe` (e.g. the fake `bin/Runner.Listener`).

@@ -200,6 +200,10 @@ async fn happy_path_prewarm_register_job_then_sigterm_idle() -> anyhow::Result<(
         );
     }
     assert!(!log.contains(&mock.token()), "token in the log:\n{log}");
+    assert!(
+        !log.contains("--token"),
+        "a command line with a token was logged:\n{log}"
+    );
     assert_eq!(env.status().context("status")?["state"], "stopped");
     Ok(())
 }
@@ -590,7 +594,65 @@ async fn status_endpoint_answers_health_checks() -> anyhow::Result<()> {
     assert_eq!(body["runner_name"], name.as_str());
     let missing = reqwest::get(format!("http://127.0.0.1:{port}/nope")).await?;
     assert_eq!(missing.status(), 404);
+    // Idle footprint (the budget is 10 MB for the release build; debug builds are larger).
+    let rss = e2e::entrypoint::rss_kib(proc.pid).context("no VmRSS")?;
+    eprintln!("idle RSS of runner: {rss} KiB");
+    assert!(rss < 30 * 1024, "idle RSS {rss} KiB");
     proc.signal(Signal::SIGTERM);
     assert_eq!(proc.wait_exit(T).await?, 0, "{}", proc.log());
+    Ok(())
+}
+
+/// An RSA key pair from the openssl CLI: (private PEM, public SPKI PEM).
+fn rsa_pair(dir: &std::path::Path) -> anyhow::Result<(String, String)> {
+    let key = dir.join("app.pem");
+    let run = |args: &[&str]| -> anyhow::Result<()> {
+        let ok = std::process::Command::new("openssl")
+            .args(args)
+            .status()?
+            .success();
+        anyhow::ensure!(ok, "openssl {args:?} failed");
+        Ok(())
+    };
+    let key_s = key.to_str().context("path")?;
+    run(&["genrsa", "-out", key_s, "2048"])?;
+    let out = std::process::Command::new("openssl")
+        .args(["rsa", "-in", key_s, "-pubout"])
+        .output()?;
+    anyhow::ensure!(out.status.success(), "openssl rsa -pubout failed");
+    Ok((
+        std::fs::read_to_string(&key)?,
+        String::from_utf8(out.stdout)?,
+    ))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn github_app_auth_from_a_secret_file() -> anyhow::Result<()> {
+    let mock = MockGithub::start().await?;
+    let mut env = RunnerEnv::new(&mock)?;
+    let secrets = env.dir.path().join("secrets");
+    std::fs::create_dir_all(&secrets)?;
+    let (private, public) = rsa_pair(env.dir.path())?;
+    std::fs::write(secrets.join("GH_APP_PRIVATE_KEY"), &private)?;
+    mock.add_app(&fixtures::mock_github::AppRegistration {
+        app_id: 4242,
+        public_key_pem: public,
+        installation_id: 77,
+        repositories: vec![REPO.to_string()],
+    })
+    .await?;
+    env.unset("GH_TOKEN").set("GH_APP_ID", "4242");
+    let (mut proc, _) = boot(&env, &mock).await?;
+    let requests = mock.requests().await?;
+    assert_eq!(count(&requests, "GET", "/installation"), 1, "{requests:#?}");
+    assert!(
+        count(&requests, "POST", "/access_tokens") >= 1,
+        "{requests:#?}"
+    );
+    proc.signal(Signal::SIGTERM);
+    assert_eq!(proc.wait_exit(T).await?, 0, "{}", proc.log());
+    assert_no_runner(&mock).await?;
+    let key_body = private.lines().nth(1).unwrap_or("none");
+    assert!(!proc.log().contains(key_body), "key in the log");
     Ok(())
 }
