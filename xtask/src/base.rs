@@ -21,9 +21,12 @@ pub struct ResolvedBase {
     pub id: String,
 }
 
+/// Bumped when `bootstrap` changes what it makes from the same recipe.
+const BOOTSTRAP_VERSION: &str = "mmdebstrap/merged-usr-hook/slim v2";
+
 /// Tag of the image bootstrapped from `recipe` (content-addressed like every layer).
 pub fn bootstrap_tag(name: &str, recipe: &Bootstrap) -> String {
-    let text = toml::to_string(recipe).unwrap_or_default();
+    let text = format!("{BOOTSTRAP_VERSION}\n{}", toml::to_string(recipe).unwrap_or_default());
     tags::base_tag(name, &hex::encode(Sha256::digest(text.as_bytes())))
 }
 
@@ -88,7 +91,10 @@ fn bootstrap(sh: &Shell, workspace: &Path, name: &str, r: &Bootstrap) -> anyhow:
     if which(sh, "mmdebstrap") {
         let slim: Vec<String> = if r.slim { SLIM_DPKG_OPTS.iter().map(|o| format!("--dpkgopt={o}")).collect() } else { Vec::new() };
         let norec = "--aptopt=APT::Install-Recommends \"false\"";
-        cmd!(sh, "mmdebstrap --quiet --variant={variant} {components} {include...} {slim...} {norec} --format=tar {suite} {out} {mirror}")
+        // merged /usr without the `usrmerge` package (which drags perl into the base)
+        let hook = Path::new("/usr/share/mmdebstrap/hooks/merged-usr");
+        let hooks: Vec<String> = hook.is_dir().then(|| format!("--hook-dir={}", hook.display())).into_iter().collect();
+        cmd!(sh, "mmdebstrap --quiet --variant={variant} {components} {include...} {slim...} {norec} {hooks...} --format=tar {suite} {out} {mirror}")
             .run()
             .context("mmdebstrap failed (see its output above)")?;
     } else if which(sh, "debootstrap") {

@@ -178,16 +178,16 @@ fn build_binaries(sh: &Shell, workspace: &Path, manifest: &Manifest, steps: &[St
     Ok(out)
 }
 
-/// `revision` and `created` labels: given to the build, not part of the tag hash, so a new
-/// commit that changes nothing in an image does not rebuild it.
+/// Build args `REVISION` and `CREATED` for the `revision` and `created` labels: not part of the
+/// tag hash, so a new commit that changes nothing in an image does not rebuild it.
 fn volatile_labels(sh: &Shell, workspace: &Path) -> HashMap<String, String> {
     let _dir = sh.push_dir(workspace);
-    let mut labels = HashMap::new();
+    let mut args = HashMap::new();
     if let Ok(rev) = cmd!(sh, "git rev-parse HEAD").quiet().ignore_stderr().read() {
-        labels.insert("org.opencontainers.image.revision".to_string(), rev);
+        args.insert("REVISION".to_string(), rev);
     }
-    labels.insert("org.opencontainers.image.created".to_string(), chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
-    labels
+    args.insert("CREATED".to_string(), chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+    args
 }
 
 struct Builder<'a> {
@@ -261,8 +261,7 @@ impl Builder<'_> {
         let context = context_tar(self.sh, &generated, &mut sources).await?;
         let request = crate::docker::BuildRequest {
             tag: &tag,
-            args: HashMap::from([("PARENT".to_string(), parent.0.clone())]),
-            labels: self.volatile.clone(),
+            args: self.volatile.clone().into_iter().chain([("PARENT".to_string(), parent.0.clone())]).collect(),
             no_cache: self.opts.no_cache,
             verbose: self.opts.verbose,
         };

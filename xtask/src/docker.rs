@@ -54,10 +54,8 @@ pub async fn untag(docker: &Docker, reference: &str) -> anyhow::Result<()> {
 pub struct BuildRequest<'a> {
     /// Tag of the result.
     pub tag: &'a str,
-    /// Build args (`PARENT`).
+    /// Build args (`PARENT`, `REVISION`, `CREATED`).
     pub args: HashMap<String, String>,
-    /// Labels that must not change the tag (`revision`, `created`).
-    pub labels: HashMap<String, String>,
     /// `--no-cache`.
     pub no_cache: bool,
     /// Print every output line, not just the steps.
@@ -74,7 +72,6 @@ pub async fn build(docker: &Docker, context: Vec<u8>, req: BuildRequest<'_>) -> 
         .forcerm(true)
         .nocache(req.no_cache)
         .buildargs(&req.args)
-        .labels(&req.labels)
         .build();
     let mut stream = docker.build_image(opts, None, Some(bollard::body_full(context.into())));
     let mut progress = Progress::default();
@@ -121,6 +118,10 @@ impl Progress {
             let line = line.trim_end().to_string();
             if line.starts_with("Step ") {
                 self.finish();
+                let mut line = line.split_whitespace().collect::<Vec<_>>().join(" ");
+                if line.chars().count() > 150 {
+                    line = line.chars().take(147).chain("...".chars()).collect();
+                }
                 self.step = Some((line, Instant::now()));
                 self.output.clear();
             } else if !line.is_empty() && !is_noise(&line) {

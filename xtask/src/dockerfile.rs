@@ -75,7 +75,7 @@ pub fn render(manifest: &Manifest, step: &Step, labels: &ImageLabels) -> Generat
     if !layer.apt.is_empty() {
         let _ = writeln!(
             out,
-            "RUN apt-get update \\\n && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \\\n      {} \\\n && rm -rf /var/lib/apt/lists/*",
+            "RUN apt-get update \\\n && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \\\n      {} \\\n && apt-get clean \\\n && rm -rf /var/lib/apt/lists/*",
             layer.apt.join(" ")
         );
     }
@@ -134,12 +134,14 @@ fn json_list(v: &[String]) -> String {
     serde_json::to_string(v).unwrap_or_default()
 }
 
+/// One `ENV` instruction (each instruction is a build step, and steps cost seconds).
 fn render_env(out: &mut String, layer: &Layer) {
-    for (k, v) in &layer.env {
-        let _ = writeln!(out, "ENV {k}={}", quote(v));
-    }
+    let mut vars: Vec<String> = layer.env.iter().map(|(k, v)| format!("{k}={}", quote(v))).collect();
     if !layer.path.is_empty() {
-        let _ = writeln!(out, "ENV PATH=\"{}:${{PATH}}\"", layer.path.join(":"));
+        vars.push(format!("PATH=\"{}:${{PATH}}\"", layer.path.join(":")));
+    }
+    if !vars.is_empty() {
+        let _ = writeln!(out, "ENV {}", vars.join(" \\\n    "));
     }
 }
 
@@ -157,6 +159,9 @@ fn render_run(out: &mut String, step: &str) {
 fn render_metadata(out: &mut String, layer: &Layer) {
     for port in &layer.expose {
         let _ = writeln!(out, "EXPOSE {port}");
+    }
+    if !layer.volumes.is_empty() {
+        let _ = writeln!(out, "VOLUME {}", json_list(&layer.volumes));
     }
     if let Some(w) = &layer.workdir {
         let _ = writeln!(out, "WORKDIR {w}");
@@ -187,8 +192,9 @@ fn render_metadata(out: &mut String, layer: &Layer) {
     }
 }
 
-/// Stable labels of a final image. `revision` and `created` change on every commit and are
-/// given as build options instead, so they do not change the tag (see `build_image`).
+/// Labels of a final image. `revision` and `created` change on every commit, so they come in
+/// as build args (`REVISION`, `CREATED`) and do not change the text, hence not the tag: an
+/// image keeps the revision and time it was first built at until its content changes.
 pub fn stable_labels(manifest: &Manifest, image: &str, labels: &ImageLabels) -> BTreeMap<String, String> {
     let mut all = manifest.labels.clone();
     all.insert("org.opencontainers.image.title".into(), image.into());
@@ -203,8 +209,11 @@ pub fn stable_labels(manifest: &Manifest, image: &str, labels: &ImageLabels) -> 
 }
 
 fn render_labels(out: &mut String, manifest: &Manifest, image: &str, labels: &ImageLabels) {
-    let all = stable_labels(manifest, image, labels);
+    let mut all = stable_labels(manifest, image, labels);
+    all.insert("org.opencontainers.image.revision".into(), "${REVISION}".into());
+    all.insert("org.opencontainers.image.created".into(), "${CREATED}".into());
     let lines: Vec<String> = all.iter().map(|(k, v)| format!("{}={}", quote(k), quote(v))).collect();
+    let _ = writeln!(out, "ARG REVISION=unknown\nARG CREATED=unknown");
     let _ = writeln!(out, "LABEL {}", lines.join(" \\\n      "));
 }
 

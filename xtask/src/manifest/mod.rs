@@ -180,6 +180,9 @@ pub struct Layer {
     /// `EXPOSE` ports.
     #[serde(default)]
     pub expose: Vec<String>,
+    /// `VOLUME` paths.
+    #[serde(default)]
+    pub volumes: Vec<String>,
     /// Commands run in the freshly built image (`docker run --entrypoint ARGV0 … ARGS`);
     /// a failure removes the tag and fails the build.
     #[serde(default)]
