@@ -85,9 +85,9 @@ fn renders_every_key_in_order() {
     let first_word: Vec<&str> = lines.iter().filter_map(|l| l.split_whitespace().next()).collect();
     assert_eq!(
         first_word,
-        ["ARG", "FROM", "ENV", "ENV", "RUN", "&&", "curl", "&&", "COPY", "COPY", "COPY", "RUN", "RUN", "WORKDIR", "STOPSIGNAL", "HEALTHCHECK", "ENTRYPOINT", "CMD"]
+        ["ARG", "FROM", "ENV", "PATH=\"/opt/t/bin:${PATH}\"", "RUN", "&&", "curl", "&&", "&&", "COPY", "COPY", "COPY", "RUN", "RUN", "WORKDIR", "STOPSIGNAL", "HEALTHCHECK", "ENTRYPOINT", "CMD"]
     );
-    assert!(g.text.contains("ENV PATH=\"/opt/t/bin:${PATH}\""));
+    assert!(g.text.contains("ENV A=\"1\" \\\n    PATH=\"/opt/t/bin:${PATH}\""), "{}", g.text);
     assert!(g.text.contains("COPY --chown=user files/0/f.sh /root/"));
     assert!(g.text.contains("COPY tarballs/0/ /opt/t/"));
     assert!(g.text.contains("RUN [\"/bin/sh\",\"-eu\",\"-c\",\"echo two\\necho three\"]"));
