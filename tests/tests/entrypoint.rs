@@ -77,19 +77,20 @@ async fn bad_inputs_exit_2_and_touch_nothing() -> anyhow::Result<()> {
         ("DEBUG_SHUTDOWN_DELAY_SEC", Some("x")),
         ("TZ", Some("../../etc/passwd")),
     ];
-    // With GH_APP_ID set, GH_TOKEN must go (either, not both) for the App case to be judged.
+    // A hook that would leave a mark: nothing may run on bad input.
+    base.hook(true, "entrypoint.01-mark.sh", "touch $MARKS/hook-ran")?;
+    let mut env = base;
+    let vars = env.vars.clone();
     for (var, value) in cases {
-        let mut env = RunnerEnv::new(&mock)?;
-        env.vars = base.vars.clone();
+        env.vars = vars.clone();
         match value {
             Some(v) => env.set(var, *v),
             None => env.unset(var),
         };
+        // With GH_APP_ID set, GH_TOKEN must go (either, not both) for the App case to be judged.
         if *var == "GH_APP_ID" {
             env.unset("GH_TOKEN");
         }
-        // Also a hook that would leave a mark: nothing may run on bad input.
-        env.hook(true, "entrypoint.01-mark.sh", "touch $MARKS/hook-ran")?;
         let mut proc = env.spawn()?;
         let code = proc.wait_exit(T).await?;
         let log = proc.log();
@@ -301,8 +302,12 @@ async fn sigterm_while_fetching_the_registration_token_leaves_nothing() -> anyho
     proc.wait_log("step=setup ", T).await?;
     proc.signal(Signal::SIGTERM);
     assert_eq!(proc.wait_exit(T).await?, 0, "{}", proc.log());
-    // Give the delayed answer time to land, then check nothing got registered.
-    tokio::time::sleep(Duration::from_millis(1600)).await;
+    // The token request was cut short with the process: no token, so nothing registered.
+    let log = proc.log();
+    assert!(
+        log.contains("before registration; nothing to remove"),
+        "{log}"
+    );
     assert_no_runner(&mock).await?;
     assert!(!proc.log().contains("config.sh:"), "{}", proc.log());
     Ok(())
