@@ -112,3 +112,43 @@ pub fn exec_as(user: &str, cmd: &[OsString]) -> anyhow::Result<std::convert::Inf
     let err = std::process::Command::new(&program).args(&args).exec();
     bail!("cannot run {}: {err}", program.to_string_lossy())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn drops_to_another_account_with_its_groups_and_identity() {
+        if !Uid::effective().is_root() {
+            return; // Needs root to switch users.
+        }
+        let acct = Account::resolve("nobody").expect("nobody exists");
+        let mut cmd = crate::spawn::user_command("sh", &acct, "UTC");
+        cmd.args(["-c", "id -u; id -g; id -G; echo $HOME $USER $LOGNAME"]);
+        let out = cmd.output().await.expect("run sh");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], acct.uid.to_string(), "{text}");
+        assert_eq!(lines[1], acct.gid.to_string(), "{text}");
+        let mut want: Vec<String> = acct.groups.iter().map(|g| g.to_string()).collect();
+        let mut got: Vec<String> = lines[2].split_whitespace().map(str::to_string).collect();
+        want.sort();
+        got.sort();
+        assert_eq!(got, want, "supplementary groups kept");
+        assert_eq!(
+            lines[3],
+            format!("{} nobody nobody", acct.home.display()),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn current_account_needs_no_drop() {
+        let me = nix::unistd::User::from_uid(Uid::effective())
+            .ok()
+            .flatten()
+            .expect("current user");
+        assert!(Account::resolve(&me.name).expect("resolve").is_current());
+        assert!(Account::resolve("no-such-user-xyz").is_err());
+    }
+}
