@@ -413,8 +413,9 @@ async fn s05_stop_during_prewarm() -> Result<()> {
     no_runner_left(&stack).await
 }
 
-/// Scenario 5b: SIGTERM while `config.sh` is registering (the mock holds the agent creation)
-/// leaves no runner registered.
+/// Scenario 5b: SIGTERM while `config.sh` is registering (the mock holds the agent creation for
+/// 5 s, then creates it) → the registration that completes after the signal is removed, and
+/// the runner never listens.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s05_stop_during_registration() -> Result<()> {
     let stack = Stack::new("stop-register").await?;
@@ -423,13 +424,13 @@ async fn s05_stop_during_registration() -> Result<()> {
         .inject_fault(Fault {
             method: Some("POST".into()),
             path: "^/_runner/agents$".into(),
-            latency_ms: Some(15_000),
+            latency_ms: Some(5_000),
             times: Some(1),
             ..Default::default()
         })
         .await?;
     let runner = stack.start_runner(stack.runner_spec()).await?;
-    // config.sh has exchanged its token and is now creating the agent (held for 15 s).
+    // config.sh has exchanged its token and is now creating the agent (held for 5 s).
     client
         .wait_for("config.sh to exchange its registration token", BOOT, |s| {
             s.requests
@@ -438,20 +439,33 @@ async fn s05_stop_during_registration() -> Result<()> {
                 .then_some(())
         })
         .await?;
+    ensure!(
+        stack.mock.runners_of(&stack.repository()).await?.is_empty(),
+        "registered before the held request was answered"
+    );
 
     let exited = runner
         .signal_and_wait("SIGTERM", Duration::from_secs(40))
         .await?;
     stack.timings.record("stop_to_exit", exited.after);
     ensure!(
-        exited.code == EXIT_DRAINED || exited.code == 143,
+        exited.code == EXIT_DRAINED,
         "exit code {} (log:\n{})",
         exited.code,
         runner.log_text().await
     );
+    let log = runner.log_text().await;
     ensure!(
-        !runner.log_text().await.contains(LISTENING),
-        "the runner listened after the signal"
+        !log.contains(LISTENING),
+        "the runner listened after the signal:\n{log}"
+    );
+    // The held creation went through after the signal; the runner removed it again.
+    let created = stack.mock.requests_matching("/_runner/agents").await?;
+    ensure!(
+        created
+            .iter()
+            .any(|r| r.method == "POST" && r.path == "/_runner/agents" && r.status == 201),
+        "the agent creation did not complete, so nothing was left to remove: {created:#?}"
     );
     no_runner_left(&stack).await
 }
