@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::sync::watch;
 
 use crate::config::Config;
 use crate::drain::{self, Ctx};
@@ -141,10 +142,11 @@ async fn boot_and_run(
     };
 
     // Pre-warm in the background, registration meanwhile.
+    let (stop_prewarm, stop_rx) = watch::channel(false);
     let prewarm = {
         let (cfg, acct, sd) = (cfg.clone(), acct.clone(), shutdown.clone());
         let key = prepared.ssh_key.clone();
-        tokio::spawn(async move { prewarm::run(&cfg, &acct, key.as_deref(), &sd).await })
+        tokio::spawn(async move { prewarm::run(&cfg, &acct, key.as_deref(), &sd, stop_rx).await })
     };
     match register::register(cfg, &gh, &acct, &name, &shutdown).await {
         Ok(Outcome::Registered) => {}
@@ -159,7 +161,8 @@ async fn boot_and_run(
         }
         Err(e) => {
             tracing::error!(step = %"register", "registration failed: {e:#}");
-            prewarm.abort();
+            stop_prewarm.send_replace(true);
+            let _ = prewarm.await;
             // config.sh may have got as far as the server: leave no ghost behind.
             drain::deregister(&ctx, None, Some(1)).await;
             return Exit::Runtime;
@@ -179,6 +182,7 @@ async fn boot_and_run(
         Err(e) => {
             let aborted = matches!(e, HookError::Aborted(_));
             let exit = hook_failed("hooks.user", t, e);
+            stop_prewarm.send_replace(true);
             let _ = prewarm.await;
             if aborted {
                 return abort_boot(&ctx).await;

@@ -4,6 +4,8 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use tokio::sync::watch;
+
 use crate::config::Config;
 use crate::privdrop::Account;
 use crate::signals::Shutdown;
@@ -20,19 +22,21 @@ pub enum Outcome {
     Failed(String),
     /// It ran past `CI_STORAGE_PREWARM_TIMEOUT_SEC` and was killed.
     TimedOut,
-    /// A shutdown signal came; it was killed.
+    /// A shutdown signal came, or boot failed elsewhere; it was killed.
     Aborted,
 }
 
 /// Runs pre-warm and logs the `prewarm` step.
+/// Sending `true` on `stop` kills it (boot failed elsewhere).
 pub async fn run(
     cfg: &Config,
     acct: &Account,
     ssh_key: Option<&Path>,
     shutdown: &Shutdown,
+    stop: watch::Receiver<bool>,
 ) -> Outcome {
     let started = Instant::now();
-    let outcome = load(cfg, acct, ssh_key, shutdown).await;
+    let outcome = load(cfg, acct, ssh_key, shutdown, stop).await;
     let elapsed_ms = started.elapsed().as_millis() as u64;
     let uptime_ms = crate::steps::uptime_ms();
     match &outcome {
@@ -60,7 +64,7 @@ pub async fn run(
             "pre-warm timed out (CI_STORAGE_PREWARM_TIMEOUT_SEC), continuing cold"
         ),
         Outcome::Aborted => {
-            tracing::info!(step = %"prewarm", elapsed_ms, uptime_ms, "pre-warm aborted by a signal")
+            tracing::info!(step = %"prewarm", elapsed_ms, uptime_ms, "pre-warm aborted")
         }
     }
     outcome
@@ -71,6 +75,7 @@ async fn load(
     acct: &Account,
     ssh_key: Option<&Path>,
     shutdown: &Shutdown,
+    mut stop: watch::Receiver<bool>,
 ) -> Outcome {
     let Some(storage) = &cfg.storage else {
         return Outcome::Skipped;
@@ -112,5 +117,17 @@ async fn load(
             spawn::terminate(&mut child, Duration::from_secs(2)).await;
             Outcome::Aborted
         }
+        () = stopped(&mut stop) => {
+            spawn::terminate(&mut child, Duration::from_secs(2)).await;
+            Outcome::Aborted
+        }
+    }
+}
+
+/// Resolves once `true` is sent; never when the sender is gone without sending it.
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let requested = stop.wait_for(|s| *s).await.is_ok();
+    if !requested {
+        std::future::pending::<()>().await;
     }
 }

@@ -551,15 +551,23 @@ async fn failing_root_hook_stops_boot_with_exit_3() -> anyhow::Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn failing_user_hook_exits_3_and_deregisters() -> anyhow::Result<()> {
+async fn failing_user_hook_exits_3_stops_prewarm_and_deregisters() -> anyhow::Result<()> {
     let mock = MockGithub::start().await?;
-    let env = RunnerEnv::new(&mock)?;
+    let mut env = RunnerEnv::new(&mock)?;
+    env.fake_ci_storage("echo loading\nsleep 60")?;
     env.hook(false, "entrypoint.10-bad.sh", "exit 5")?;
     let mut proc = env.spawn()?;
     assert_eq!(proc.wait_exit(T).await?, 3, "{}", proc.log());
-    assert!(proc
-        .log()
-        .contains("entrypoint.10-bad.sh failed with exit code 5"));
+    let log = proc.log();
+    assert!(
+        log.contains("entrypoint.10-bad.sh failed with exit code 5"),
+        "{log}"
+    );
+    assert!(log.contains("pre-warm aborted"), "{log}");
+    let pid: i32 = std::fs::read_to_string(env.marks.join("ci-storage.pid"))?
+        .trim()
+        .parse()?;
+    assert!(!alive(pid), "ci-storage {pid} still running");
     assert_no_runner(&mock).await
 }
 
