@@ -32,7 +32,12 @@ pub struct Artifacts<'a> {
 
 impl<'a> Artifacts<'a> {
     /// `overrides` maps artifact names to local files given on the command line.
-    pub fn new(manifest: &'a Manifest, workspace: &Path, arch: &str, overrides: BTreeMap<String, PathBuf>) -> Self {
+    pub fn new(
+        manifest: &'a Manifest,
+        workspace: &Path,
+        arch: &str,
+        overrides: BTreeMap<String, PathBuf>,
+    ) -> Self {
         Artifacts {
             manifest,
             workspace: workspace.to_path_buf(),
@@ -46,25 +51,34 @@ impl<'a> Artifacts<'a> {
     }
 
     fn def(&self, name: &str) -> anyhow::Result<&'a Artifact> {
-        self.manifest.artifacts.get(name).with_context(|| format!("unknown artifact `{name}`"))
+        self.manifest
+            .artifacts
+            .get(name)
+            .with_context(|| format!("unknown artifact `{name}`"))
     }
 
     /// `{version}` and `{arch}` substituted.
     fn expand(&self, a: &Artifact, template: &str) -> String {
-        template.replace("{version}", a.version.as_deref().unwrap_or("")).replace("{arch}", &self.arch)
+        template
+            .replace("{version}", a.version.as_deref().unwrap_or(""))
+            .replace("{arch}", &self.arch)
     }
 
     /// Runs the artifact's `prepare` command once.
     fn prepare(&mut self, sh: &Shell, name: &str) -> anyhow::Result<()> {
         let a = self.def(name)?;
-        let Some(prepare) = &a.prepare else { return Ok(()) };
+        let Some(prepare) = &a.prepare else {
+            return Ok(());
+        };
         if self.prepared.insert(name.to_string(), ()).is_some() {
             return Ok(());
         }
         let script = self.expand(a, prepare);
         eprintln!("==> artifact {name}: {script}");
         let _dir = sh.push_dir(&self.workspace);
-        cmd!(sh, "sh -c {script}").run().with_context(|| format!("artifact.{name}.prepare failed"))?;
+        cmd!(sh, "sh -c {script}")
+            .run()
+            .with_context(|| format!("artifact.{name}.prepare failed"))?;
         Ok(())
     }
 
@@ -74,7 +88,10 @@ impl<'a> Artifacts<'a> {
             return Ok(s.clone());
         }
         let a = self.def(name)?;
-        let at = format!("{}: artifact.{name}", self.manifest.source_of(&format!("artifact.{name}")));
+        let at = format!(
+            "{}: artifact.{name}",
+            self.manifest.source_of(&format!("artifact.{name}"))
+        );
         let pinned = match &a.sha256 {
             Some(Sha256Spec::Any(s)) => Some(s.clone()),
             Some(Sha256Spec::PerArch(map)) => Some(map.get(&self.arch).cloned().with_context(|| {
@@ -87,7 +104,11 @@ impl<'a> Artifacts<'a> {
         } else if let Some(file) = self.overrides.get(name) {
             let sums = PathBuf::from(format!("{}.sha256", file.display()));
             let text = std::fs::read_to_string(&sums).with_context(|| {
-                format!("{at} pins no sha256, so {} must have {} next to it (sha256sum format)", file.display(), sums.display())
+                format!(
+                    "{at} pins no sha256, so {} must have {} next to it (sha256sum format)",
+                    file.display(),
+                    sums.display()
+                )
             })?;
             parse_sha256sum(&text, file).with_context(|| format!("reading {}", sums.display()))?
         } else {
@@ -126,7 +147,8 @@ impl<'a> Artifacts<'a> {
                 cached
             } else {
                 let file = local_path(&self.workspace, &url);
-                verify(&file, &expected).with_context(|| format!("artifact `{name}` at {}", file.display()))?;
+                verify(&file, &expected)
+                    .with_context(|| format!("artifact `{name}` at {}", file.display()))?;
                 file
             }
         };
@@ -134,11 +156,21 @@ impl<'a> Artifacts<'a> {
         Ok(path)
     }
 
-    fn fetch_help(&self, name: &str, a: &Artifact, url: &str, sha: &str, cached: &Path, e: &anyhow::Error) -> String {
+    fn fetch_help(
+        &self,
+        name: &str,
+        a: &Artifact,
+        url: &str,
+        sha: &str,
+        cached: &Path,
+        e: &anyhow::Error,
+    ) -> String {
         let version = a.version.as_deref().unwrap_or("");
         let file = url.rsplit('/').next().unwrap_or("FILE");
         let flag = if name == ACTIONS_RUNNER {
-            format!("  2. a local file:   cargo xtask build-image --runner-tarball /path/to/{file}\n")
+            format!(
+                "  2. a local file:   cargo xtask build-image --runner-tarball /path/to/{file}\n"
+            )
         } else {
             String::new()
         };
@@ -160,10 +192,14 @@ pub fn cache_dir() -> PathBuf {
     if let Some(d) = std::env::var_os("WARM_RUNNERS_CACHE_DIR") {
         return PathBuf::from(d);
     }
-    let base = std::env::var_os("XDG_CACHE_HOME").map(PathBuf::from).unwrap_or_else(|| {
-        let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
-        home.join(".cache")
-    });
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let home = std::env::var_os("HOME")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from("."));
+            home.join(".cache")
+        });
     base.join("warm-runners")
 }
 
@@ -185,15 +221,23 @@ fn read_location(workspace: &Path, location: &str) -> anyhow::Result<String> {
 
 /// The checksum for `file` in `sha256sum` output (the line naming it, else the only line).
 pub fn parse_sha256sum(text: &str, file: &Path) -> anyhow::Result<String> {
-    let name = file.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let name = file
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
     let lines: Vec<(&str, &str)> = text
         .lines()
         .filter_map(|l| {
             let mut parts = l.split_whitespace();
-            Some((parts.next()?, parts.next().unwrap_or("").trim_start_matches('*')))
+            Some((
+                parts.next()?,
+                parts.next().unwrap_or("").trim_start_matches('*'),
+            ))
         })
         .collect();
-    let hit = lines.iter().find(|(_, n)| n.rsplit('/').next() == Some(name.as_str()));
+    let hit = lines
+        .iter()
+        .find(|(_, n)| n.rsplit('/').next() == Some(name.as_str()));
     let (hex, _) = match (hit, lines.as_slice()) {
         (Some(h), _) => *h,
         (None, [only]) => *only,
@@ -209,7 +253,9 @@ pub fn sha256_file(path: &Path) -> anyhow::Result<String> {
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
-        let n = f.read(&mut buf).with_context(|| format!("reading {}", path.display()))?;
+        let n = f
+            .read(&mut buf)
+            .with_context(|| format!("reading {}", path.display()))?;
         if n == 0 {
             break;
         }
@@ -222,7 +268,10 @@ pub fn sha256_file(path: &Path) -> anyhow::Result<String> {
 pub fn verify(path: &Path, expected: &str) -> anyhow::Result<()> {
     let got = sha256_file(path)?;
     if got != expected {
-        bail!("sha256 mismatch for {}:\n  expected {expected}\n  got      {got}", path.display());
+        bail!(
+            "sha256 mismatch for {}:\n  expected {expected}\n  got      {got}",
+            path.display()
+        );
     }
     Ok(())
 }
@@ -235,7 +284,8 @@ fn store(file: &Path, cached: &Path) -> anyhow::Result<()> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     let tmp = cached.with_extension("tmp");
-    std::fs::copy(file, &tmp).with_context(|| format!("copying {} into the cache", file.display()))?;
+    std::fs::copy(file, &tmp)
+        .with_context(|| format!("copying {} into the cache", file.display()))?;
     std::fs::rename(&tmp, cached).with_context(|| format!("renaming into {}", cached.display()))
 }
 
@@ -252,13 +302,15 @@ async fn download(url: &str, cached: &Path, expected: &str) -> anyhow::Result<()
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     let tmp = cached.with_extension("part");
-    let mut out = std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    let mut out =
+        std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
     let mut hasher = Sha256::new();
     let mut body = resp.bytes_stream();
     while let Some(chunk) = body.next().await {
         let chunk = chunk?;
         hasher.update(&chunk);
-        out.write_all(&chunk).with_context(|| format!("writing {}", tmp.display()))?;
+        out.write_all(&chunk)
+            .with_context(|| format!("writing {}", tmp.display()))?;
     }
     let got = hex::encode(hasher.finalize());
     if got != expected {
@@ -278,7 +330,10 @@ mod tests {
         let b = "b".repeat(64);
         let text = format!("{a}  x.tar.gz\n{b} *dir/y.tar.gz\n");
         assert_eq!(parse_sha256sum(&text, Path::new("/p/y.tar.gz")).unwrap(), b);
-        assert_eq!(parse_sha256sum(&format!("{a}  other\n"), Path::new("x")).unwrap(), a);
+        assert_eq!(
+            parse_sha256sum(&format!("{a}  other\n"), Path::new("x")).unwrap(),
+            a
+        );
         assert!(parse_sha256sum(&text, Path::new("z")).is_err());
         assert!(parse_sha256sum("xyz  z\n", Path::new("z")).is_err());
     }
@@ -291,6 +346,9 @@ mod tests {
         let good = "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824";
         verify(&f, good).unwrap();
         let err = verify(&f, &"0".repeat(64)).unwrap_err().to_string();
-        assert!(err.contains("expected 0000") && err.contains(&format!("got      {good}")), "{err}");
+        assert!(
+            err.contains("expected 0000") && err.contains(&format!("got      {good}")),
+            "{err}"
+        );
     }
 }

@@ -26,35 +26,63 @@ const BOOTSTRAP_VERSION: &str = "mmdebstrap/merged-usr-hook/slim v2";
 
 /// Tag of the image bootstrapped from `recipe` (content-addressed like every layer).
 pub fn bootstrap_tag(name: &str, recipe: &Bootstrap) -> String {
-    let text = format!("{BOOTSTRAP_VERSION}\n{}", toml::to_string(recipe).unwrap_or_default());
+    let text = format!(
+        "{BOOTSTRAP_VERSION}\n{}",
+        toml::to_string(recipe).unwrap_or_default()
+    );
     tags::base_tag(name, &hex::encode(Sha256::digest(text.as_bytes())))
 }
 
 /// Finds or makes base `name`: its `image` if present locally, else an earlier bootstrap, else
 /// a pull (unless `no_pull`), else a bootstrap. Says which and why.
-pub async fn resolve(sh: &Shell, docker: &Docker, workspace: &Path, name: &str, base: &Base, no_pull: bool) -> anyhow::Result<ResolvedBase> {
+pub async fn resolve(
+    sh: &Shell,
+    docker: &Docker,
+    workspace: &Path,
+    name: &str,
+    base: &Base,
+    no_pull: bool,
+) -> anyhow::Result<ResolvedBase> {
     if let Some(image) = &base.image {
         if let Some(id) = crate::docker::image_id(docker, image).await? {
-            return Ok(ResolvedBase { reference: image.clone(), id });
+            return Ok(ResolvedBase {
+                reference: image.clone(),
+                id,
+            });
         }
     }
     let boot_tag = base.bootstrap.as_ref().map(|b| bootstrap_tag(name, b));
     if let Some(tag) = &boot_tag {
         if let Some(id) = crate::docker::image_id(docker, tag).await? {
             if let Some(image) = &base.image {
-                eprintln!("==> base {name}: {image} is not present locally; using the bootstrapped {tag}");
+                eprintln!(
+                    "==> base {name}: {image} is not present locally; using the bootstrapped {tag}"
+                );
             }
-            return Ok(ResolvedBase { reference: tag.clone(), id });
+            return Ok(ResolvedBase {
+                reference: tag.clone(),
+                id,
+            });
         }
     }
     if let Some(image) = &base.image {
         if no_pull || base.pull_timeout_sec == 0 {
             eprintln!("==> base {name}: {image} is not present locally (not pulling: --no-pull or pull_timeout_sec = 0)");
         } else {
-            eprintln!("==> base {name}: {image} is not present locally; trying a pull ({}s timeout)", base.pull_timeout_sec);
-            if crate::docker::pull(docker, image, Duration::from_secs(base.pull_timeout_sec)).await? {
-                let id = crate::docker::image_id(docker, image).await?.with_context(|| format!("{image} missing after pull"))?;
-                return Ok(ResolvedBase { reference: image.clone(), id });
+            eprintln!(
+                "==> base {name}: {image} is not present locally; trying a pull ({}s timeout)",
+                base.pull_timeout_sec
+            );
+            if crate::docker::pull(docker, image, Duration::from_secs(base.pull_timeout_sec))
+                .await?
+            {
+                let id = crate::docker::image_id(docker, image)
+                    .await?
+                    .with_context(|| format!("{image} missing after pull"))?;
+                return Ok(ResolvedBase {
+                    reference: image.clone(),
+                    id,
+                });
             }
         }
     }
@@ -62,11 +90,17 @@ pub async fn resolve(sh: &Shell, docker: &Docker, workspace: &Path, name: &str, 
         let image = base.image.as_deref().unwrap_or("?");
         bail!("base {name}: {image} is not present locally and could not be pulled; `docker load` it, or add a [base.{name}.bootstrap] recipe to the manifest");
     };
-    eprintln!("==> base {name}: bootstrapping Debian {} ({}) from {} as {tag}", recipe.suite, recipe.variant, recipe.mirror);
+    eprintln!(
+        "==> base {name}: bootstrapping Debian {} ({}) from {} as {tag}",
+        recipe.suite, recipe.variant, recipe.mirror
+    );
     let started = Instant::now();
     let rootfs = bootstrap(sh, workspace, name, recipe)?;
     let id = crate::docker::import(docker, rootfs, &tag).await?;
-    eprintln!("==> base {name}: imported {tag} in {:.1}s", started.elapsed().as_secs_f64());
+    eprintln!(
+        "==> base {name}: imported {tag} in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
     Ok(ResolvedBase { reference: tag, id })
 }
 
@@ -87,23 +121,42 @@ fn bootstrap(sh: &Shell, workspace: &Path, name: &str, r: &Bootstrap) -> anyhow:
     let out = dir.join(format!("{name}.tar"));
     let (suite, mirror, variant) = (&r.suite, &r.mirror, &r.variant);
     let components = format!("--components={}", r.components.join(","));
-    let include: Vec<String> = (!r.packages.is_empty()).then(|| format!("--include={}", r.packages.join(","))).into_iter().collect();
+    let include: Vec<String> = (!r.packages.is_empty())
+        .then(|| format!("--include={}", r.packages.join(",")))
+        .into_iter()
+        .collect();
     if which(sh, "mmdebstrap") {
-        let slim: Vec<String> = if r.slim { SLIM_DPKG_OPTS.iter().map(|o| format!("--dpkgopt={o}")).collect() } else { Vec::new() };
+        let slim: Vec<String> = if r.slim {
+            SLIM_DPKG_OPTS
+                .iter()
+                .map(|o| format!("--dpkgopt={o}"))
+                .collect()
+        } else {
+            Vec::new()
+        };
         let norec = "--aptopt=APT::Install-Recommends \"false\"";
         // merged /usr without the `usrmerge` package (which drags perl into the base)
         let hook = Path::new("/usr/share/mmdebstrap/hooks/merged-usr");
-        let hooks: Vec<String> = hook.is_dir().then(|| format!("--hook-dir={}", hook.display())).into_iter().collect();
+        let hooks: Vec<String> = hook
+            .is_dir()
+            .then(|| format!("--hook-dir={}", hook.display()))
+            .into_iter()
+            .collect();
         cmd!(sh, "mmdebstrap --quiet --variant={variant} {components} {include...} {slim...} {norec} {hooks...} --format=tar {suite} {out} {mirror}")
             .run()
             .context("mmdebstrap failed (see its output above)")?;
     } else if which(sh, "debootstrap") {
-        eprintln!("    mmdebstrap not found; falling back to debootstrap (slower; `slim` is not applied)");
+        eprintln!(
+            "    mmdebstrap not found; falling back to debootstrap (slower; `slim` is not applied)"
+        );
         let root = dir.join(format!("{name}.root"));
         let _ = std::fs::remove_dir_all(&root);
-        cmd!(sh, "debootstrap --variant={variant} {components} {include...} {suite} {root} {mirror}")
-            .run()
-            .context("debootstrap failed (see its output above); it needs root")?;
+        cmd!(
+            sh,
+            "debootstrap --variant={variant} {components} {include...} {suite} {root} {mirror}"
+        )
+        .run()
+        .context("debootstrap failed (see its output above); it needs root")?;
         cmd!(sh, "tar -C {root} -cf {out} .").run()?;
         std::fs::remove_dir_all(&root).with_context(|| format!("removing {}", root.display()))?;
     } else {
@@ -116,5 +169,9 @@ fn bootstrap(sh: &Shell, workspace: &Path, name: &str, r: &Bootstrap) -> anyhow:
 
 fn which(sh: &Shell, program: &str) -> bool {
     let script = format!("command -v {program}");
-    cmd!(sh, "sh -c {script}").quiet().ignore_stdout().run().is_ok()
+    cmd!(sh, "sh -c {script}")
+        .quiet()
+        .ignore_stdout()
+        .run()
+        .is_ok()
 }

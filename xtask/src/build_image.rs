@@ -64,18 +64,27 @@ impl BuildImage {
         let started = Instant::now();
         let workspace = crate::workspace_root();
         let manifest = Manifest::load(&workspace.join(&self.manifest))?;
-        let names = if self.names.is_empty() { manifest.default_images() } else { self.names.clone() };
+        let names = if self.names.is_empty() {
+            manifest.default_images()
+        } else {
+            self.names.clone()
+        };
         let images = plan::order(&manifest, &names)?;
         let steps = plan::steps(&manifest, &images);
-        let labels = ImageLabels { version: env!("CARGO_PKG_VERSION").to_string() };
+        let labels = ImageLabels {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+        };
         if self.print {
             print!("{}", print_plan(&manifest, &steps, &labels));
             return Ok(BuildReport::default());
         }
         let arch = check_platform(&manifest, &self.platform)?;
         let binaries = build_binaries(sh, &workspace, &manifest, &steps, &labels)?;
-        let overrides: BTreeMap<String, PathBuf> =
-            self.runner_tarball.iter().map(|f| (ACTIONS_RUNNER.to_string(), f.clone())).collect();
+        let overrides: BTreeMap<String, PathBuf> = self
+            .runner_tarball
+            .iter()
+            .map(|f| (ACTIONS_RUNNER.to_string(), f.clone()))
+            .collect();
         let mut artifacts = Artifacts::new(&manifest, &workspace, arch, overrides);
         let runtime = tokio::runtime::Runtime::new().context("starting tokio")?;
         let report = runtime.block_on(async {
@@ -92,7 +101,9 @@ impl BuildImage {
                 report: BuildReport::default(),
                 done: BTreeSet::new(),
             };
-            builder.build_all(&images, &steps, &mut artifacts, &binaries).await?;
+            builder
+                .build_all(&images, &steps, &mut artifacts, &binaries)
+                .await?;
             Ok::<_, anyhow::Error>(builder.report)
         })?;
         let path = tags::images_json_path(&workspace);
@@ -117,15 +128,27 @@ pub fn print_plan(manifest: &Manifest, steps: &[Step], labels: &ImageLabels) -> 
     let mut out = String::new();
     let mut printed = BTreeMap::new();
     for step in steps {
-        let Some(image) = manifest.images.get(&step.image) else { continue };
+        let Some(image) = manifest.images.get(&step.image) else {
+            continue;
+        };
         let chain = format!("{} {:?}", image.from, &image.layers[..=step.index]);
-        let head = format!("### image {} (from {}), layer {}/{}: {}", step.image, image.from, step.index + 1, step.count, step.layer);
+        let head = format!(
+            "### image {} (from {}), layer {}/{}: {}",
+            step.image,
+            image.from,
+            step.index + 1,
+            step.count,
+            step.layer
+        );
         if let (false, Some(first)) = (step.is_final(), printed.get(&chain)) {
             out.push_str(&format!("{head}: same as in image {first}\n\n"));
             continue;
         }
         printed.insert(chain, step.image.clone());
-        out.push_str(&format!("{head}\n{}\n", render(manifest, step, labels).text));
+        out.push_str(&format!(
+            "{head}\n{}\n",
+            render(manifest, step, labels).text
+        ));
     }
     out
 }
@@ -133,7 +156,11 @@ pub fn print_plan(manifest: &Manifest, steps: &[Step], labels: &ImageLabels) -> 
 /// Maps `linux/amd64` to the artifact arch `x64`; refuses platforms this host cannot build.
 fn check_platform(manifest: &Manifest, platform: &str) -> anyhow::Result<&'static str> {
     if !manifest.platforms.iter().any(|p| p == platform) {
-        bail!("platform {platform} is not declared in {} (platforms = {:?})", manifest.path.display(), manifest.platforms);
+        bail!(
+            "platform {platform} is not declared in {} (platforms = {:?})",
+            manifest.path.display(),
+            manifest.platforms
+        );
     }
     let host = match std::env::consts::ARCH {
         "x86_64" => "linux/amd64",
@@ -148,11 +175,21 @@ fn check_platform(manifest: &Manifest, platform: &str) -> anyhow::Result<&'stati
             manifest.path.display()
         );
     }
-    Ok(if platform == "linux/arm64" { "arm64" } else { "x64" })
+    Ok(if platform == "linux/arm64" {
+        "arm64"
+    } else {
+        "x64"
+    })
 }
 
 /// Builds the workspace binaries that layers copy (`cargo build --release -p PKG --bins`).
-fn build_binaries(sh: &Shell, workspace: &Path, manifest: &Manifest, steps: &[Step], labels: &ImageLabels) -> anyhow::Result<BTreeMap<String, PathBuf>> {
+fn build_binaries(
+    sh: &Shell,
+    workspace: &Path,
+    manifest: &Manifest,
+    steps: &[Step],
+    labels: &ImageLabels,
+) -> anyhow::Result<BTreeMap<String, PathBuf>> {
     let mut packages = BTreeMap::<String, Vec<String>>::new();
     for step in steps {
         for item in render(manifest, step, labels).items {
@@ -161,7 +198,9 @@ fn build_binaries(sh: &Shell, workspace: &Path, manifest: &Manifest, steps: &[St
             }
         }
     }
-    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace.join("target"));
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace.join("target"));
     let mut out = BTreeMap::new();
     let _dir = sh.push_dir(workspace);
     for (package, bins) in packages {
@@ -172,7 +211,10 @@ fn build_binaries(sh: &Shell, workspace: &Path, manifest: &Manifest, steps: &[St
             .with_context(|| format!("building the {package} binaries for the images"))?;
         eprintln!("    ({:.1}s)", started.elapsed().as_secs_f64());
         for bin in bins {
-            out.insert(format!("{package}/{bin}"), target.join("release").join(&bin));
+            out.insert(
+                format!("{package}/{bin}"),
+                target.join("release").join(&bin),
+            );
         }
     }
     Ok(out)
@@ -183,10 +225,17 @@ fn build_binaries(sh: &Shell, workspace: &Path, manifest: &Manifest, steps: &[St
 fn volatile_labels(sh: &Shell, workspace: &Path) -> HashMap<String, String> {
     let _dir = sh.push_dir(workspace);
     let mut args = HashMap::new();
-    if let Ok(rev) = cmd!(sh, "git rev-parse HEAD").quiet().ignore_stderr().read() {
+    if let Ok(rev) = cmd!(sh, "git rev-parse HEAD")
+        .quiet()
+        .ignore_stderr()
+        .read()
+    {
         args.insert("REVISION".to_string(), rev);
     }
-    args.insert("CREATED".to_string(), chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+    args.insert(
+        "CREATED".to_string(),
+        chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    );
     args
 }
 
@@ -204,7 +253,13 @@ struct Builder<'a> {
 }
 
 impl Builder<'_> {
-    async fn build_all(&mut self, images: &[String], steps: &[Step], artifacts: &mut Artifacts<'_>, binaries: &BTreeMap<String, PathBuf>) -> anyhow::Result<()> {
+    async fn build_all(
+        &mut self,
+        images: &[String],
+        steps: &[Step],
+        artifacts: &mut Artifacts<'_>,
+        binaries: &BTreeMap<String, PathBuf>,
+    ) -> anyhow::Result<()> {
         for image in images {
             let mut parent = self.image_parent(image).await?;
             for step in steps.iter().filter(|s| &s.image == image) {
@@ -214,7 +269,15 @@ impl Builder<'_> {
             let alias = tags::alias(&self.manifest.repository, image);
             crate::docker::tag(self.docker, &tag, &alias).await?;
             let test = self.manifest.is_test(image);
-            self.report.images.insert(image.clone(), BuiltImage { tag, alias, id, test });
+            self.report.images.insert(
+                image.clone(),
+                BuiltImage {
+                    tag,
+                    alias,
+                    id,
+                    test,
+                },
+            );
         }
         Ok(())
     }
@@ -223,13 +286,29 @@ impl Builder<'_> {
     async fn image_parent(&mut self, image: &str) -> anyhow::Result<(String, String)> {
         match plan::parent(self.manifest, image) {
             Some(Parent::Image(from)) => {
-                let built = self.report.images.get(&from).with_context(|| format!("image {from} was not built before {image}"))?;
+                let built = self
+                    .report
+                    .images
+                    .get(&from)
+                    .with_context(|| format!("image {from} was not built before {image}"))?;
                 Ok((built.tag.clone(), built.id.clone()))
             }
             Some(Parent::Base(base)) => {
                 if !self.bases.contains_key(&base) {
-                    let def = self.manifest.bases.get(&base).with_context(|| format!("unknown base {base}"))?;
-                    let resolved = crate::base::resolve(self.sh, self.docker, self.workspace, &base, def, self.opts.no_pull).await?;
+                    let def = self
+                        .manifest
+                        .bases
+                        .get(&base)
+                        .with_context(|| format!("unknown base {base}"))?;
+                    let resolved = crate::base::resolve(
+                        self.sh,
+                        self.docker,
+                        self.workspace,
+                        &base,
+                        def,
+                        self.opts.no_pull,
+                    )
+                    .await?;
                     self.bases.insert(base.clone(), resolved);
                 }
                 let b = &self.bases[&base];
@@ -239,16 +318,32 @@ impl Builder<'_> {
         }
     }
 
-    async fn build_step(&mut self, step: &Step, parent: &(String, String), artifacts: &mut Artifacts<'_>, binaries: &BTreeMap<String, PathBuf>) -> anyhow::Result<(String, String)> {
+    async fn build_step(
+        &mut self,
+        step: &Step,
+        parent: &(String, String),
+        artifacts: &mut Artifacts<'_>,
+        binaries: &BTreeMap<String, PathBuf>,
+    ) -> anyhow::Result<(String, String)> {
         let generated = render(self.manifest, step, self.labels);
-        let mut sources = Sources { workspace: self.workspace, artifacts, binaries };
+        let mut sources = Sources {
+            workspace: self.workspace,
+            artifacts,
+            binaries,
+        };
         let hash = layer_hash(self.sh, &parent.1, &generated, &mut sources)?;
         let tag = if step.is_final() {
             tags::image_tag(&self.manifest.repository, &step.image, &hash)
         } else {
             tags::layer_tag(&step.layer, &hash)
         };
-        let label = format!("{} [{}/{}] {}", step.image, step.index + 1, step.count, step.layer);
+        let label = format!(
+            "{} [{}/{}] {}",
+            step.image,
+            step.index + 1,
+            step.count,
+            step.layer
+        );
         let rebuild = self.opts.no_cache && !self.done.contains(&tag);
         if !rebuild {
             if let Some(id) = crate::docker::image_id(self.docker, &tag).await? {
@@ -261,15 +356,29 @@ impl Builder<'_> {
         let context = context_tar(self.sh, &generated, &mut sources).await?;
         let request = crate::docker::BuildRequest {
             tag: &tag,
-            args: self.volatile.clone().into_iter().chain([("PARENT".to_string(), parent.0.clone())]).collect(),
+            args: self
+                .volatile
+                .clone()
+                .into_iter()
+                .chain([("PARENT".to_string(), parent.0.clone())])
+                .collect(),
             no_cache: self.opts.no_cache,
             verbose: self.opts.verbose,
         };
         let id = crate::docker::build(self.docker, context, request)
             .await
-            .with_context(|| format!("{label}: build failed (layer `{}` of {})", step.layer, self.manifest.source_of(&format!("layer.{}", step.layer))))?;
+            .with_context(|| {
+                format!(
+                    "{label}: build failed (layer `{}` of {})",
+                    step.layer,
+                    self.manifest.source_of(&format!("layer.{}", step.layer))
+                )
+            })?;
         self.run_checks(step, &tag).await?;
-        eprintln!("==> {label}: built in {:.1}s", started.elapsed().as_secs_f64());
+        eprintln!(
+            "==> {label}: built in {:.1}s",
+            started.elapsed().as_secs_f64()
+        );
         self.done.insert(tag.clone());
         self.report.built.push(tag.clone());
         Ok((tag, id))
@@ -277,7 +386,12 @@ impl Builder<'_> {
 
     /// Runs the layer's `check` commands; on failure the tag is removed, so the next run retries.
     async fn run_checks(&self, step: &Step, tag: &str) -> anyhow::Result<()> {
-        let checks = self.manifest.layers.get(&step.layer).map(|l| l.check.clone()).unwrap_or_default();
+        let checks = self
+            .manifest
+            .layers
+            .get(&step.layer)
+            .map(|l| l.check.clone())
+            .unwrap_or_default();
         for argv in checks {
             let (code, output) = crate::docker::run_check(self.docker, tag, &argv).await?;
             if code == 0 {
@@ -285,7 +399,11 @@ impl Builder<'_> {
                 continue;
             }
             let _ = crate::docker::untag(self.docker, tag).await;
-            let mut msg = format!("check `{}` failed in {tag} (exit {code}):\n{}", argv.join(" "), output.trim_end());
+            let mut msg = format!(
+                "check `{}` failed in {tag} (exit {code}):\n{}",
+                argv.join(" "),
+                output.trim_end()
+            );
             if output.contains("GLIBC") || output.contains("not found") && output.contains(".so") {
                 msg.push_str(&format!(
                     "\nThe binary does not run on this base: it was linked against the build host's glibc ({}), which is newer \
@@ -301,5 +419,9 @@ impl Builder<'_> {
 }
 
 fn host_glibc(sh: &Shell) -> String {
-    cmd!(sh, "getconf GNU_LIBC_VERSION").quiet().ignore_stderr().read().unwrap_or_else(|_| "unknown".into())
+    cmd!(sh, "getconf GNU_LIBC_VERSION")
+        .quiet()
+        .ignore_stderr()
+        .read()
+        .unwrap_or_else(|_| "unknown".into())
 }

@@ -17,11 +17,22 @@ impl Ci {
     /// Runs the command.
     pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
         let started = Instant::now();
-        step("cargo fmt --all --check", || cmd!(sh, "cargo fmt --all --check").run().map_err(Into::into))?;
-        step("cargo clippy --workspace --all-targets -- -D warnings", || {
-            cmd!(sh, "cargo clippy --workspace --all-targets -- -D warnings").run().map_err(Into::into)
+        step("cargo fmt --all --check", || {
+            cmd!(sh, "cargo fmt --all --check")
+                .run()
+                .map_err(Into::into)
         })?;
-        step("cargo test --workspace", || cmd!(sh, "cargo test --workspace").run().map_err(Into::into))?;
+        step(
+            "cargo clippy --workspace --all-targets -- -D warnings",
+            || {
+                cmd!(sh, "cargo clippy --workspace --all-targets -- -D warnings")
+                    .run()
+                    .map_err(Into::into)
+            },
+        )?;
+        step("cargo test --workspace", || {
+            cmd!(sh, "cargo test --workspace").run().map_err(Into::into)
+        })?;
         if !self.no_e2e {
             step("cargo xtask e2e", || crate::e2e::E2e::default().run(sh))?;
         }

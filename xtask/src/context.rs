@@ -36,7 +36,12 @@ struct Entry {
 }
 
 /// The content hash of a layer (hex sha256).
-pub fn layer_hash(sh: &Shell, parent_id: &str, generated: &Generated, src: &mut Sources<'_, '_>) -> anyhow::Result<String> {
+pub fn layer_hash(
+    sh: &Shell,
+    parent_id: &str,
+    generated: &Generated,
+    src: &mut Sources<'_, '_>,
+) -> anyhow::Result<String> {
     let mut h = Sha256::new();
     let mut field = |name: &str, value: &[u8]| {
         h.update(name.as_bytes());
@@ -55,9 +60,17 @@ pub fn layer_hash(sh: &Shell, parent_id: &str, generated: &Generated, src: &mut 
                     field("sha256", &Sha256::digest(&e.data));
                 }
             }
-            ContextItem::Tarball { artifact, ctx, strip_components, unpack } => {
+            ContextItem::Tarball {
+                artifact,
+                ctx,
+                strip_components,
+                unpack,
+            } => {
                 let sha = src.artifacts.expected_sha256(sh, artifact)?;
-                field("tarball", format!("{ctx} {strip_components} {unpack} {sha}").as_bytes());
+                field(
+                    "tarball",
+                    format!("{ctx} {strip_components} {unpack} {sha}").as_bytes(),
+                );
             }
             ContextItem::Binary { package, bin } => {
                 let path = binary(src.binaries, package, bin)?;
@@ -69,14 +82,31 @@ pub fn layer_hash(sh: &Shell, parent_id: &str, generated: &Generated, src: &mut 
     Ok(hex::encode(h.finalize()))
 }
 
-fn binary<'b>(binaries: &'b BTreeMap<String, PathBuf>, package: &str, bin: &str) -> anyhow::Result<&'b PathBuf> {
-    binaries.get(&format!("{package}/{bin}")).with_context(|| format!("binary {bin} of package {package} was not built"))
+fn binary<'b>(
+    binaries: &'b BTreeMap<String, PathBuf>,
+    package: &str,
+    bin: &str,
+) -> anyhow::Result<&'b PathBuf> {
+    binaries
+        .get(&format!("{package}/{bin}"))
+        .with_context(|| format!("binary {bin} of package {package} was not built"))
 }
 
 /// The build context: a tar holding the Dockerfile and every item.
-pub async fn context_tar(sh: &Shell, generated: &Generated, src: &mut Sources<'_, '_>) -> anyhow::Result<Vec<u8>> {
+pub async fn context_tar(
+    sh: &Shell,
+    generated: &Generated,
+    src: &mut Sources<'_, '_>,
+) -> anyhow::Result<Vec<u8>> {
     let mut tar = tar::Builder::new(Vec::new());
-    append(&mut tar, &Entry { path: "Dockerfile".into(), mode: 0o644, data: generated.text.clone().into_bytes() })?;
+    append(
+        &mut tar,
+        &Entry {
+            path: "Dockerfile".into(),
+            mode: 0o644,
+            data: generated.text.clone().into_bytes(),
+        },
+    )?;
     for item in &generated.items {
         match item {
             ContextItem::File { .. } => {
@@ -84,19 +114,40 @@ pub async fn context_tar(sh: &Shell, generated: &Generated, src: &mut Sources<'_
                     append(&mut tar, &e)?;
                 }
             }
-            ContextItem::Tarball { artifact, ctx, strip_components, unpack } => {
+            ContextItem::Tarball {
+                artifact,
+                ctx,
+                strip_components,
+                unpack,
+            } => {
                 let path = src.artifacts.fetch(sh, artifact).await?;
                 if *unpack {
                     repack(&mut tar, &path, ctx, *strip_components)?;
                 } else {
-                    let data = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-                    append(&mut tar, &Entry { path: ctx.clone(), mode: 0o644, data })?;
+                    let data = std::fs::read(&path)
+                        .with_context(|| format!("reading {}", path.display()))?;
+                    append(
+                        &mut tar,
+                        &Entry {
+                            path: ctx.clone(),
+                            mode: 0o644,
+                            data,
+                        },
+                    )?;
                 }
             }
             ContextItem::Binary { package, bin } => {
                 let path = binary(src.binaries, package, bin)?;
-                let data = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-                append(&mut tar, &Entry { path: format!("bin/{bin}"), mode: 0o755, data })?;
+                let data =
+                    std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+                append(
+                    &mut tar,
+                    &Entry {
+                        path: format!("bin/{bin}"),
+                        mode: 0o755,
+                        data,
+                    },
+                )?;
             }
         }
     }
@@ -109,21 +160,38 @@ fn append(tar: &mut tar::Builder<Vec<u8>>, e: &Entry) -> anyhow::Result<()> {
     header.set_mode(e.mode);
     header.set_mtime(0);
     header.set_entry_type(tar::EntryType::Regular);
-    tar.append_data(&mut header, &e.path, e.data.as_slice()).with_context(|| format!("adding {} to the context", e.path))
+    tar.append_data(&mut header, &e.path, e.data.as_slice())
+        .with_context(|| format!("adding {} to the context", e.path))
 }
 
 /// The files of a `files[]` item: one file, or a directory's files (sorted, recursively).
 fn file_entries(workspace: &Path, item: &ContextItem) -> anyhow::Result<Vec<Entry>> {
-    let ContextItem::File { src, ctx, mode, key } = item else { return Ok(Vec::new()) };
+    let ContextItem::File {
+        src,
+        ctx,
+        mode,
+        key,
+    } = item
+    else {
+        return Ok(Vec::new());
+    };
     let path = workspace.join(src);
-    let meta = std::fs::metadata(&path)
-        .with_context(|| format!("{key}.src: `{src}` not found in the workspace ({})", path.display()))?;
+    let meta = std::fs::metadata(&path).with_context(|| {
+        format!(
+            "{key}.src: `{src}` not found in the workspace ({})",
+            path.display()
+        )
+    })?;
     let mut out = Vec::new();
     if meta.is_dir() {
         let mut files = Vec::new();
         walk(&path, &mut files)?;
         for f in files {
-            let rel = f.strip_prefix(&path).unwrap_or(&f).to_string_lossy().to_string();
+            let rel = f
+                .strip_prefix(&path)
+                .unwrap_or(&f)
+                .to_string_lossy()
+                .to_string();
             out.push(read_entry(&f, format!("{ctx}/{rel}"), *mode)?);
         }
     } else {
@@ -134,8 +202,14 @@ fn file_entries(workspace: &Path, item: &ContextItem) -> anyhow::Result<Vec<Entr
 
 fn read_entry(path: &Path, ctx: String, mode: Option<u32>) -> anyhow::Result<Entry> {
     let data = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    let disk_mode = std::fs::metadata(path).map(|m| m.permissions().mode() & 0o7777).unwrap_or(0o644);
-    Ok(Entry { path: ctx, mode: mode.unwrap_or(disk_mode), data })
+    let disk_mode = std::fs::metadata(path)
+        .map(|m| m.permissions().mode() & 0o7777)
+        .unwrap_or(0o644);
+    Ok(Entry {
+        path: ctx,
+        mode: mode.unwrap_or(disk_mode),
+        data,
+    })
 }
 
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
@@ -156,29 +230,46 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
 }
 
 /// Copies the entries of a `.tar.gz` under `ctx/`, dropping `strip` leading components.
-fn repack(tar: &mut tar::Builder<Vec<u8>>, archive: &Path, ctx: &str, strip: usize) -> anyhow::Result<()> {
-    let file = std::fs::File::open(archive).with_context(|| format!("opening {}", archive.display()))?;
+fn repack(
+    tar: &mut tar::Builder<Vec<u8>>,
+    archive: &Path,
+    ctx: &str,
+    strip: usize,
+) -> anyhow::Result<()> {
+    let file =
+        std::fs::File::open(archive).with_context(|| format!("opening {}", archive.display()))?;
     let mut input = tar::Archive::new(flate2::read::GzDecoder::new(file));
     let bad = || format!("unpacking {}", archive.display());
     for entry in input.entries().with_context(bad)? {
         let mut entry = entry.with_context(bad)?;
-        let Some(rel) = stripped(&entry.path().with_context(bad)?, strip) else { continue };
+        let Some(rel) = stripped(&entry.path().with_context(bad)?, strip) else {
+            continue;
+        };
         let path = format!("{ctx}/{rel}");
         let mut header = entry.header().clone();
         match header.entry_type() {
             tar::EntryType::Symlink => {
-                let target = entry.link_name().with_context(bad)?.with_context(bad)?.to_path_buf();
-                tar.append_link(&mut header, &path, target).with_context(bad)?;
+                let target = entry
+                    .link_name()
+                    .with_context(bad)?
+                    .with_context(bad)?
+                    .to_path_buf();
+                tar.append_link(&mut header, &path, target)
+                    .with_context(bad)?;
             }
             tar::EntryType::Link => {
                 let target = entry.link_name().with_context(bad)?.with_context(bad)?;
-                let Some(target) = stripped(&target, strip) else { bail!("{}: hard link outside the stripped tree", bad()) };
-                tar.append_link(&mut header, &path, format!("{ctx}/{target}")).with_context(bad)?;
+                let Some(target) = stripped(&target, strip) else {
+                    bail!("{}: hard link outside the stripped tree", bad())
+                };
+                tar.append_link(&mut header, &path, format!("{ctx}/{target}"))
+                    .with_context(bad)?;
             }
             tar::EntryType::Regular | tar::EntryType::Directory => {
                 let mut data = Vec::new();
                 entry.read_to_end(&mut data).with_context(bad)?;
-                tar.append_data(&mut header, &path, data.as_slice()).with_context(bad)?;
+                tar.append_data(&mut header, &path, data.as_slice())
+                    .with_context(bad)?;
             }
             _ => {}
         }
@@ -187,11 +278,21 @@ fn repack(tar: &mut tar::Builder<Vec<u8>>, archive: &Path, ctx: &str, strip: usi
 }
 
 fn stripped(path: &Path, strip: usize) -> Option<String> {
-    let parts: Vec<_> = path.components().filter(|c| !matches!(c, std::path::Component::CurDir)).skip(strip).collect();
+    let parts: Vec<_> = path
+        .components()
+        .filter(|c| !matches!(c, std::path::Component::CurDir))
+        .skip(strip)
+        .collect();
     if parts.is_empty() {
         return None;
     }
-    Some(parts.iter().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/"))
+    Some(
+        parts
+            .iter()
+            .map(|c| c.as_os_str().to_string_lossy())
+            .collect::<Vec<_>>()
+            .join("/"),
+    )
 }
 
 #[cfg(test)]

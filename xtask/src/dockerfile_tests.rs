@@ -10,12 +10,16 @@ use crate::context::{layer_hash, Sources};
 use crate::plan;
 
 fn labels() -> ImageLabels {
-    ImageLabels { version: "0.0.0-golden".into() }
+    ImageLabels {
+        version: "0.0.0-golden".into(),
+    }
 }
 
 /// Compares `actual` with the golden file, or rewrites it with `UPDATE_GOLDEN=1`.
 fn golden(name: &str, actual: &str) {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(name);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(name);
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, actual).unwrap();
@@ -23,7 +27,10 @@ fn golden(name: &str, actual: &str) {
     }
     let expected = std::fs::read_to_string(&path).unwrap_or_default();
     if expected != actual {
-        let first = expected.lines().zip(actual.lines()).position(|(a, b)| a != b);
+        let first = expected
+            .lines()
+            .zip(actual.lines())
+            .position(|(a, b)| a != b);
         panic!(
             "{} is out of date (first difference at line {}).\n\
              If the change is intended, run `cargo xtask bless` (or UPDATE_GOLDEN=1 cargo test -p xtask golden).\n\
@@ -82,23 +89,62 @@ fn renders_every_key_in_order() {
     let steps = plan::steps(&m, &["i".to_string()]);
     let g = render(&m, &steps[0], &labels());
     let lines: Vec<&str> = g.text.lines().filter(|l| !l.starts_with('#')).collect();
-    let first_word: Vec<&str> = lines.iter().filter_map(|l| l.split_whitespace().next()).collect();
+    let first_word: Vec<&str> = lines
+        .iter()
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
     assert_eq!(
         first_word,
-        ["ARG", "FROM", "ENV", "PATH=\"/opt/t/bin:${PATH}\"", "RUN", "&&", "curl", "&&", "&&", "COPY", "COPY", "COPY", "RUN", "RUN", "WORKDIR", "STOPSIGNAL", "HEALTHCHECK", "ENTRYPOINT", "CMD"]
+        [
+            "ARG",
+            "FROM",
+            "ENV",
+            "PATH=\"/opt/t/bin:${PATH}\"",
+            "RUN",
+            "&&",
+            "curl",
+            "&&",
+            "&&",
+            "COPY",
+            "COPY",
+            "COPY",
+            "RUN",
+            "RUN",
+            "WORKDIR",
+            "STOPSIGNAL",
+            "HEALTHCHECK",
+            "ENTRYPOINT",
+            "CMD"
+        ]
     );
-    assert!(g.text.contains("ENV A=\"1\" \\\n    PATH=\"/opt/t/bin:${PATH}\""), "{}", g.text);
+    assert!(
+        g.text
+            .contains("ENV A=\"1\" \\\n    PATH=\"/opt/t/bin:${PATH}\""),
+        "{}",
+        g.text
+    );
     assert!(g.text.contains("COPY --chown=user files/0/f.sh /root/"));
     assert!(g.text.contains("COPY tarballs/0/ /opt/t/"));
-    assert!(g.text.contains("RUN [\"/bin/sh\",\"-eu\",\"-c\",\"echo two\\necho three\"]"));
-    assert!(g.text.contains("HEALTHCHECK --interval=5s --retries=2 CMD [\"true\"]"));
-    assert!(!g.text.contains("LABEL"), "only the final layer is labelled");
+    assert!(g
+        .text
+        .contains("RUN [\"/bin/sh\",\"-eu\",\"-c\",\"echo two\\necho three\"]"));
+    assert!(g
+        .text
+        .contains("HEALTHCHECK --interval=5s --retries=2 CMD [\"true\"]"));
+    assert!(
+        !g.text.contains("LABEL"),
+        "only the final layer is labelled"
+    );
     assert_eq!(g.items.len(), 3);
     let last = render(&m, &steps[1], &labels());
-    assert!(last.text.contains("\"org.opencontainers.image.title\"=\"i\""));
+    assert!(last
+        .text
+        .contains("\"org.opencontainers.image.title\"=\"i\""));
     assert!(!last.text.contains(crate::tags::TEST_LABEL));
     let test = Manifest::parse("m.toml", &format!("test = true\n{MANIFEST}")).unwrap();
-    assert!(render(&test, &steps[1], &labels()).text.contains("\"warm-runners.test\"=\"true\""));
+    assert!(render(&test, &steps[1], &labels())
+        .text
+        .contains("\"warm-runners.test\"=\"true\""));
 }
 
 /// Hashes layer `l` of MANIFEST (with `edit` applied) in `dir`.
@@ -110,7 +156,11 @@ fn hash(dir: &Path, parent: &str, edit: impl Fn(&mut Manifest)) -> String {
     let sh = xshell::Shell::new().unwrap();
     let mut artifacts = Artifacts::new(&m, dir, "x64", BTreeMap::new());
     let binaries = BTreeMap::from([("runner/runner".to_string(), dir.join("runner"))]);
-    let mut src = Sources { workspace: dir, artifacts: &mut artifacts, binaries: &binaries };
+    let mut src = Sources {
+        workspace: dir,
+        artifacts: &mut artifacts,
+        binaries: &binaries,
+    };
     layer_hash(&sh, parent, &g, &mut src).unwrap()
 }
 
@@ -131,11 +181,25 @@ fn hash_changes_with_every_input_and_only_then() {
         seen.push(h);
     };
     differs("parent", hash(d, "sha256:p2", |_| {}));
-    differs("dockerfile", hash(d, "sha256:p1", |m| m.layers.get_mut("l").unwrap().apt.push("git".into())));
-    differs("file mode", hash(d, "sha256:p1", |m| m.layers.get_mut("l").unwrap().files[0].mode = Some("0700".into())));
-    differs("artifact sha", hash(d, "sha256:p1", |m| {
-        m.artifacts.get_mut("t").unwrap().sha256 = Some(crate::manifest::Sha256Spec::Any("2".repeat(64)));
-    }));
+    differs(
+        "dockerfile",
+        hash(d, "sha256:p1", |m| {
+            m.layers.get_mut("l").unwrap().apt.push("git".into())
+        }),
+    );
+    differs(
+        "file mode",
+        hash(d, "sha256:p1", |m| {
+            m.layers.get_mut("l").unwrap().files[0].mode = Some("0700".into())
+        }),
+    );
+    differs(
+        "artifact sha",
+        hash(d, "sha256:p1", |m| {
+            m.artifacts.get_mut("t").unwrap().sha256 =
+                Some(crate::manifest::Sha256Spec::Any("2".repeat(64)));
+        }),
+    );
     std::fs::write(d.join("f.sh"), "echo ho\n").unwrap();
     differs("file bytes", hash(d, "sha256:p1", |_| {}));
     std::fs::write(d.join("runner"), "binary v2").unwrap();
@@ -147,9 +211,12 @@ fn hash_changes_with_every_input_and_only_then() {
     std::fs::set_permissions(d.join("f.sh"), std::fs::Permissions::from_mode(0o600)).unwrap();
     assert_ne!(before, hash(d, "sha256:p1", no_mode));
     // the image a layer belongs to does not count: shared layers share a tag
-    assert_eq!(seen.last(), Some(&hash(d, "sha256:p1", |m| {
-        let i = m.images.remove("i").unwrap();
-        m.images.insert("other".into(), i.clone());
-        m.images.insert("i".into(), i);
-    })));
+    assert_eq!(
+        seen.last(),
+        Some(&hash(d, "sha256:p1", |m| {
+            let i = m.images.remove("i").unwrap();
+            m.images.insert("other".into(), i.clone());
+            m.images.insert("i".into(), i);
+        }))
+    );
 }

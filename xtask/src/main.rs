@@ -55,7 +55,9 @@ struct Bless {}
 impl Bless {
     fn run(self, sh: &Shell) -> anyhow::Result<()> {
         let _dir = sh.push_dir(workspace_root());
-        xshell::cmd!(sh, "cargo test -p xtask golden").env("UPDATE_GOLDEN", "1").run()?;
+        xshell::cmd!(sh, "cargo test -p xtask golden")
+            .env("UPDATE_GOLDEN", "1")
+            .run()?;
         Ok(())
     }
 }

@@ -94,7 +94,9 @@ fn visit(
 pub fn steps(manifest: &Manifest, images: &[String]) -> Vec<Step> {
     let mut out = Vec::new();
     for image in images {
-        let Some(def) = manifest.images.get(image) else { continue };
+        let Some(def) = manifest.images.get(image) else {
+            continue;
+        };
         for (index, layer) in def.layers.iter().enumerate() {
             out.push(Step {
                 image: image.clone(),
@@ -139,7 +141,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(order(&m, &["c".into()]).unwrap(), ["a", "b", "c"]);
-        assert_eq!(order(&m, &["b".into(), "c".into(), "a".into()]).unwrap(), ["a", "b", "c"]);
+        assert_eq!(
+            order(&m, &["b".into(), "c".into(), "a".into()]).unwrap(),
+            ["a", "b", "c"]
+        );
         assert_eq!(parent(&m, "a"), Some(Parent::Base("debian".into())));
         assert_eq!(parent(&m, "b"), Some(Parent::Image("a".into())));
     }
@@ -166,13 +171,18 @@ mod tests {
     fn unknown_image_lists_known_ones() {
         let m = manifest("[image.a]\nfrom = \"debian\"\nlayers = [\"l\"]\n").unwrap();
         let err = order(&m, &["nope".into()]).unwrap_err().to_string();
-        assert!(err.contains("unknown image `nope`") && err.contains("known images: a"), "{err}");
+        assert!(
+            err.contains("unknown image `nope`") && err.contains("known images: a"),
+            "{err}"
+        );
     }
 
     #[test]
     fn steps_mark_the_final_layer() {
-        let m = manifest("[layer.m]\nrun=[\"x\"]\n[image.a]\nfrom = \"debian\"\nlayers = [\"l\", \"m\"]\n")
-            .unwrap();
+        let m = manifest(
+            "[layer.m]\nrun=[\"x\"]\n[image.a]\nfrom = \"debian\"\nlayers = [\"l\", \"m\"]\n",
+        )
+        .unwrap();
         let s = steps(&m, &["a".into()]);
         assert_eq!(s.len(), 2);
         assert!(!s[0].is_final() && s[1].is_final());

@@ -40,7 +40,14 @@ pub fn base_tag(base: &str, hash: &str) -> String {
 }
 
 /// Tags `publish` pushes for one image.
-pub fn publish_tags(registry: &str, image: &str, version: &str, sha: &str, latest: bool, extra: &[String]) -> Vec<String> {
+pub fn publish_tags(
+    registry: &str,
+    image: &str,
+    version: &str,
+    sha: &str,
+    latest: bool,
+    extra: &[String],
+) -> Vec<String> {
     let registry = registry.trim_end_matches('/');
     let mut tags = vec![version.to_string(), sha.to_string()];
     if latest {
@@ -48,7 +55,9 @@ pub fn publish_tags(registry: &str, image: &str, version: &str, sha: &str, lates
     }
     tags.extend(extra.iter().cloned());
     tags.dedup();
-    tags.into_iter().map(|t| format!("{registry}/{image}:{t}")).collect()
+    tags.into_iter()
+        .map(|t| format!("{registry}/{image}:{t}"))
+        .collect()
 }
 
 fn short(hash: &str) -> &str {
@@ -87,14 +96,20 @@ pub fn images_json_path(workspace: &Path) -> PathBuf {
 /// Reads `images.json` (empty when missing).
 pub fn read_images_json(path: &Path) -> anyhow::Result<ImagesJson> {
     match std::fs::read_to_string(path) {
-        Ok(text) => serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display())),
+        Ok(text) => {
+            serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(ImagesJson::new()),
         Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
     }
 }
 
 /// Merges `built` into the `set` of `images.json` and writes it.
-pub fn update_images_json(path: &Path, set: &str, built: BTreeMap<String, BuiltImage>) -> anyhow::Result<()> {
+pub fn update_images_json(
+    path: &Path,
+    set: &str,
+    built: BTreeMap<String, BuiltImage>,
+) -> anyhow::Result<()> {
     let mut all = read_images_json(path)?;
     all.entry(set.to_string()).or_default().extend(built);
     if let Some(dir) = path.parent() {
@@ -111,12 +126,31 @@ mod tests {
     #[test]
     fn tag_names() {
         let h = "0123456789abcdef0123456789abcdef";
-        assert_eq!(layer_tag("system", h), "warm-runners-layers/system:0123456789abcdef");
-        assert_eq!(image_tag("warm-runners", "ci-runner", h), "warm-runners/ci-runner:0123456789abcdef");
-        assert_eq!(alias("warm-runners-test", "ci-runner"), "warm-runners-test/ci-runner:latest");
-        assert_eq!(base_tag("debian", h), "warm-runners-layers/base-debian:0123456789abcdef");
         assert_eq!(
-            publish_tags("127.0.0.1:5000/wr/", "ci-runner", "0.1.0", "abc1234", true, &["x".into()]),
+            layer_tag("system", h),
+            "warm-runners-layers/system:0123456789abcdef"
+        );
+        assert_eq!(
+            image_tag("warm-runners", "ci-runner", h),
+            "warm-runners/ci-runner:0123456789abcdef"
+        );
+        assert_eq!(
+            alias("warm-runners-test", "ci-runner"),
+            "warm-runners-test/ci-runner:latest"
+        );
+        assert_eq!(
+            base_tag("debian", h),
+            "warm-runners-layers/base-debian:0123456789abcdef"
+        );
+        assert_eq!(
+            publish_tags(
+                "127.0.0.1:5000/wr/",
+                "ci-runner",
+                "0.1.0",
+                "abc1234",
+                true,
+                &["x".into()]
+            ),
             [
                 "127.0.0.1:5000/wr/ci-runner:0.1.0",
                 "127.0.0.1:5000/wr/ci-runner:abc1234",
@@ -124,21 +158,35 @@ mod tests {
                 "127.0.0.1:5000/wr/ci-runner:x"
             ]
         );
-        assert_eq!(publish_tags("r", "i", "1", "s", false, &[]), ["r/i:1", "r/i:s"]);
+        assert_eq!(
+            publish_tags("r", "i", "1", "s", false, &[]),
+            ["r/i:1", "r/i:s"]
+        );
     }
 
     #[test]
     fn split_tags() {
         assert_eq!(split_tag("a/b:c"), ("a/b", "c"));
-        assert_eq!(split_tag("127.0.0.1:5000/a/b"), ("127.0.0.1:5000/a/b", "latest"));
-        assert_eq!(split_tag("127.0.0.1:5000/a/b:1.0"), ("127.0.0.1:5000/a/b", "1.0"));
+        assert_eq!(
+            split_tag("127.0.0.1:5000/a/b"),
+            ("127.0.0.1:5000/a/b", "latest")
+        );
+        assert_eq!(
+            split_tag("127.0.0.1:5000/a/b:1.0"),
+            ("127.0.0.1:5000/a/b", "1.0")
+        );
     }
 
     #[test]
     fn images_json_merges_sets() {
         let dir = tempfile::tempdir().unwrap();
         let path = images_json_path(dir.path());
-        let img = |t: &str| BuiltImage { tag: t.into(), alias: "a".into(), id: "i".into(), test: false };
+        let img = |t: &str| BuiltImage {
+            tag: t.into(),
+            alias: "a".into(),
+            id: "i".into(),
+            test: false,
+        };
         update_images_json(&path, "release", [("a".to_string(), img("1"))].into()).unwrap();
         update_images_json(&path, "test", [("a".to_string(), img("2"))].into()).unwrap();
         update_images_json(&path, "release", [("b".to_string(), img("3"))].into()).unwrap();

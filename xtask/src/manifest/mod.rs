@@ -324,7 +324,9 @@ impl Manifest {
     fn merge(&mut self, path: &Path, file: ManifestFile) {
         let src = |kind: &str, name: &str| (format!("{kind}.{name}"), path.to_path_buf());
         self.name = file.name.unwrap_or(std::mem::take(&mut self.name));
-        self.repository = file.repository.unwrap_or(std::mem::take(&mut self.repository));
+        self.repository = file
+            .repository
+            .unwrap_or(std::mem::take(&mut self.repository));
         self.registry = file.registry.or(self.registry.take());
         self.test = file.test.unwrap_or(self.test);
         if let Some(p) = file.platforms {
@@ -362,7 +364,11 @@ impl Manifest {
 
     /// The images built when none are named: every image with `default = true`.
     pub fn default_images(&self) -> Vec<String> {
-        self.images.iter().filter(|(_, i)| i.default).map(|(n, _)| n.clone()).collect()
+        self.images
+            .iter()
+            .filter(|(_, i)| i.default)
+            .map(|(n, _)| n.clone())
+            .collect()
     }
 
     /// Names of every image, for "unknown image" errors.

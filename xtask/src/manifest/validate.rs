@@ -27,7 +27,11 @@ impl Manifest {
                 bail!("{at}: neither `image` nor `bootstrap` is set; expected an image reference (`image = \"debian:bookworm-slim\"`) and/or a `[base.{name}.bootstrap]` recipe");
             }
             if let Some(b) = &base.bootstrap {
-                for (key, v) in [("suite", &b.suite), ("mirror", &b.mirror), ("variant", &b.variant)] {
+                for (key, v) in [
+                    ("suite", &b.suite),
+                    ("mirror", &b.mirror),
+                    ("variant", &b.variant),
+                ] {
                     if v.trim().is_empty() {
                         bail!("{at}.bootstrap.{key}: empty; expected e.g. suite = \"bookworm\", mirror = \"http://deb.debian.org/debian\"");
                     }
@@ -35,7 +39,10 @@ impl Manifest {
             }
         }
         for (name, artifact) in &self.artifacts {
-            let at = format!("{}: artifact.{name}", self.source_of(&format!("artifact.{name}")));
+            let at = format!(
+                "{}: artifact.{name}",
+                self.source_of(&format!("artifact.{name}"))
+            );
             check_name(&at, "", name)?;
             check_artifact(&at, artifact)?;
         }
@@ -49,7 +56,10 @@ impl Manifest {
             check_name(&at, "", name)?;
             if !self.bases.contains_key(&image.from) && !self.images.contains_key(&image.from) {
                 let known: Vec<_> = self.bases.keys().chain(self.images.keys()).collect();
-                bail!("{at}.from: unknown base or image `{}`; expected one of {known:?}", image.from);
+                bail!(
+                    "{at}.from: unknown base or image `{}`; expected one of {known:?}",
+                    image.from
+                );
             }
             if image.layers.is_empty() {
                 bail!("{at}.layers: empty; expected at least one `[layer.NAME]` name");
@@ -85,13 +95,18 @@ impl Manifest {
         for (i, t) in layer.tarballs.iter().enumerate() {
             if !self.artifacts.contains_key(&t.artifact) {
                 let known: Vec<_> = self.artifacts.keys().collect();
-                bail!("{at}.tarballs[{i}].artifact: unknown artifact `{}`; expected one of {known:?}", t.artifact);
+                bail!(
+                    "{at}.tarballs[{i}].artifact: unknown artifact `{}`; expected one of {known:?}",
+                    t.artifact
+                );
             }
             check_abs(&format!("{at}.tarballs[{i}].dest"), &t.dest)?;
         }
         for (i, c) in layer.cargo.iter().enumerate() {
             if c.package.is_empty() || c.bins.is_empty() {
-                bail!("{at}.cargo[{i}]: expected `package = \"runner\"` and `bins = [\"runner\", …]`");
+                bail!(
+                    "{at}.cargo[{i}]: expected `package = \"runner\"` and `bins = [\"runner\", …]`"
+                );
             }
             check_abs(&format!("{at}.cargo[{i}].dest"), &c.dest)?;
         }
@@ -118,7 +133,11 @@ fn check_artifact(at: &str, a: &Artifact) -> anyhow::Result<()> {
     if a.url.trim().is_empty() {
         bail!("{at}.url: empty; expected an https:// URL template or a path relative to the workspace root");
     }
-    for (key, value) in [("url", Some(&a.url)), ("sha256_file", a.sha256_file.as_ref()), ("prepare", a.prepare.as_ref())] {
+    for (key, value) in [
+        ("url", Some(&a.url)),
+        ("sha256_file", a.sha256_file.as_ref()),
+        ("prepare", a.prepare.as_ref()),
+    ] {
         let Some(value) = value else { continue };
         for placeholder in placeholders(value) {
             match placeholder {
@@ -147,12 +166,20 @@ fn check_artifact(at: &str, a: &Artifact) -> anyhow::Result<()> {
 
 /// `{name}` placeholders in a template.
 pub fn placeholders(template: &str) -> Vec<&str> {
-    template.split('{').skip(1).filter_map(|s| s.split_once('}').map(|(p, _)| p)).collect()
+    template
+        .split('{')
+        .skip(1)
+        .filter_map(|s| s.split_once('}').map(|(p, _)| p))
+        .collect()
 }
 
 /// A sha256 is 64 lowercase hex digits.
 pub fn check_hex(at: &str, hex: &str) -> anyhow::Result<()> {
-    if hex.len() != 64 || !hex.chars().all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c)) {
+    if hex.len() != 64
+        || !hex
+            .chars()
+            .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
+    {
         bail!("{at}: `{hex}`; expected 64 lowercase hex digits (a sha256)");
     }
     Ok(())
@@ -168,10 +195,19 @@ fn check_abs(at: &str, path: &str) -> anyhow::Result<()> {
 /// Names become parts of Docker tags: lowercase letters, digits, `-`, `_`, `.`, `/`.
 fn check_name(at: &str, key: &str, name: &str) -> anyhow::Result<()> {
     let ok = !name.is_empty()
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_./".contains(c))
-        && name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_./".contains(c))
+        && name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric());
     if !ok {
-        let at = if key.is_empty() { at.to_string() } else { format!("{at}: {key}") };
+        let at = if key.is_empty() {
+            at.to_string()
+        } else {
+            format!("{at}: {key}")
+        };
         bail!("{at}: bad name `{name}`; expected lowercase letters, digits, `-`, `_`, `.`, `/` (it becomes part of a Docker tag)");
     }
     Ok(())
