@@ -94,6 +94,7 @@ impl Up {
             sh,
             secrets: secrets.clone(),
             runners: Vec::new(),
+            mock_url: None,
         };
         let result = stack.start(&self, &target, &runner_image, &storage_image, &|s| {
             tag("test", s)
@@ -121,6 +122,8 @@ struct Stack<'a> {
     sh: &'a Shell,
     secrets: PathBuf,
     runners: Vec<String>,
+    /// `http://127.0.0.1:<port>` of the mock's control API (mock mode).
+    mock_url: Option<String>,
 }
 
 impl<'a> Stack<'a> {
@@ -200,10 +203,17 @@ impl<'a> Stack<'a> {
         let seed = "mkdir -p /tmp/demo && echo 'this file came from ci-storage (pre-warm)' > /tmp/demo/WARM.txt && exec ci-storage store --ssh-key /run/secrets/CI_STORAGE_PRIVATE_KEY --storage-host \"$0\" --storage-dir \"$1\" --slot-id demo --local-dir /tmp/demo";
         let storage_host = format!("user@{storage}");
         let key_mount = format!("{}:/run/secrets/CI_STORAGE_PRIVATE_KEY:ro", key.display());
-        cmd!(sh, "docker run --rm --network {network} --label {LABEL} -v {key_mount} --entrypoint sh {runner_image} -c {seed} {storage_host} {storage_dir}")
+        let out = cmd!(sh, "docker run --rm --network {network} --label {LABEL} -v {key_mount} --entrypoint sh {runner_image} -c {seed} {storage_host} {storage_dir}")
             .quiet()
-            .run()
-            .context("seeding the demo slot failed")?;
+            .ignore_status()
+            .output()?;
+        if !out.status.success() {
+            bail!(
+                "seeding the demo slot failed:\n{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
 
         let labels = &up.labels;
         for i in 1..=up.runners {
@@ -258,6 +268,7 @@ impl<'a> Stack<'a> {
             let took = wait_for_log(sh, name, "Listening for Jobs", Duration::from_secs(300))?;
             eprintln!("    {name}: listening after {:.1}s", took.as_secs_f64());
         }
+        self.mock_url = mock_port.as_ref().map(|p| format!("http://127.0.0.1:{p}"));
         print_guide(
             target,
             &repository,
@@ -319,6 +330,16 @@ impl<'a> Stack<'a> {
             }
             if code.trim() != "0" {
                 failed.push(name.clone());
+            }
+        }
+        if let Some(url) = &self.mock_url {
+            match registered_runners(&format!("{url}/_mock/runners")) {
+                Ok(0) => eprintln!("    mock GitHub: no runner registered any more"),
+                Ok(n) => {
+                    eprintln!("    mock GitHub: {n} runner(s) still registered");
+                    failed.push(format!("{n} runner(s) left on the mock"));
+                }
+                Err(e) => eprintln!("    mock GitHub: cannot list runners: {e:#}"),
             }
         }
         eprintln!(
@@ -484,6 +505,18 @@ fn wait_for_http(url: &str, timeout: Duration) -> anyhow::Result<()> {
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+    })
+}
+
+/// How many runners the mock lists.
+fn registered_runners(url: &str) -> anyhow::Result<usize> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let runners: Vec<serde_json::Value> =
+            reqwest::get(url).await?.error_for_status()?.json().await?;
+        Ok(runners.len())
     })
 }
 
