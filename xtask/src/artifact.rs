@@ -57,11 +57,17 @@ impl<'a> Artifacts<'a> {
             .with_context(|| format!("unknown artifact `{name}`"))
     }
 
-    /// `{version}` and `{arch}` substituted.
+    /// `{version}`, `{arch}` (`x64`, `arm64`) and `{platform_arch}` (`amd64`, `arm64`) substituted.
     fn expand(&self, a: &Artifact, template: &str) -> String {
+        let platform_arch = if self.arch == "x64" {
+            "amd64"
+        } else {
+            self.arch.as_str()
+        };
         template
             .replace("{version}", a.version.as_deref().unwrap_or(""))
             .replace("{arch}", &self.arch)
+            .replace("{platform_arch}", platform_arch)
     }
 
     /// Runs the artifact's `prepare` command once.

@@ -80,6 +80,7 @@ pub fn render(manifest: &Manifest, step: &Step, labels: &ImageLabels) -> Generat
     }
     out.push_str("ARG PARENT\nFROM ${PARENT}\n");
     render_env(&mut out, &layer);
+    render_login_path(&mut out, &step.layer, &layer);
     if !layer.apt.is_empty() {
         let _ = writeln!(
             out,
@@ -177,6 +178,22 @@ fn render_env(out: &mut String, layer: &Layer) {
     if !vars.is_empty() {
         let _ = writeln!(out, "ENV {}", vars.join(" \\\n    "));
     }
+}
+
+/// Login shells (`bash -l`) reset PATH in /etc/profile, then read /etc/profile.d: repeat the
+/// layer's PATH additions there so they survive `docker exec … bash -l`.
+fn render_login_path(out: &mut String, layer_name: &str, layer: &Layer) {
+    if layer.path.is_empty() {
+        return;
+    }
+    let line = format!("export PATH=\"{}:$PATH\"", layer.path.join(":"));
+    let file = format!("/etc/profile.d/50-{}-path.sh", layer_name.replace('/', "-"));
+    let _ = writeln!(out, "RUN echo {} > {file}", shell_quote(&line));
+}
+
+/// Single-quotes `s` for sh.
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
 }
 
 /// One-line steps use the shell form; multi-line scripts the exec form with `sh -eu -c`.

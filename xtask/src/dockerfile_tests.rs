@@ -57,6 +57,11 @@ fn golden_test_dockerfiles() {
     golden("test.Dockerfiles", &printed("test.toml"));
 }
 
+#[test]
+fn golden_example_dockerfiles() {
+    golden("example.Dockerfiles", &printed("example.toml"));
+}
+
 const MANIFEST: &str = r#"
 [base.b]
 image = "x:y"
@@ -100,6 +105,7 @@ fn renders_every_key_in_order() {
             "FROM",
             "ENV",
             "PATH=\"/opt/t/bin:${PATH}\"",
+            "RUN",
             "RUN",
             "&&",
             "curl",

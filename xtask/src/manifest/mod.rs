@@ -118,7 +118,8 @@ pub struct Artifact {
     /// Version, substituted for `{version}` in `url`, `sha256_file` and `prepare`.
     pub version: Option<String>,
     /// URL template (`https://…`, `http://…`) or path relative to the workspace root;
-    /// `{version}` and `{arch}` (`x64`, `arm64`) are substituted.
+    /// `{version}`, `{arch}` (`x64`, `arm64`) and `{platform_arch}` (`amd64`, `arm64`) are
+    /// substituted.
     pub url: String,
     /// Pinned sha256: one hex string, or one per arch (`{ x64 = "…", arm64 = "…" }`).
     pub sha256: Option<Sha256Spec>,

@@ -68,6 +68,8 @@ fn shipped_manifests_load() {
         .source_of("artifact.actions-runner")
         .ends_with("test.toml"));
     assert!(test.source_of("layer.system").ends_with("images.toml"));
+    let example = Manifest::load(&root.join("images/example.toml")).unwrap();
+    assert!(example.images.contains_key("my-runner") && !example.is_test("my-runner"));
 }
 
 #[test]

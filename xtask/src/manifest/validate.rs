@@ -141,10 +141,10 @@ fn check_artifact(at: &str, a: &Artifact) -> anyhow::Result<()> {
         let Some(value) = value else { continue };
         for placeholder in placeholders(value) {
             match placeholder {
-                "arch" => {}
+                "arch" | "platform_arch" => {}
                 "version" if a.version.is_some() => {}
                 "version" => bail!("{at}.{key}: uses {{version}} but `version` is not set; expected `version = \"…\"`"),
-                other => bail!("{at}.{key}: unknown placeholder {{{other}}}; expected {{version}} or {{arch}}"),
+                other => bail!("{at}.{key}: unknown placeholder {{{other}}}; expected {{version}}, {{arch}} or {{platform_arch}}"),
             }
         }
     }
