@@ -516,17 +516,24 @@ async fn s06_bad_configuration() -> Result<()> {
             base.clone().env("SHUTDOWN_RETRY_INTERVAL_SEC", "-1"),
         ),
     ];
-    let mut runners = Vec::new();
-    for (var, spec) in cases {
-        runners.push((var, stack.start_runner(spec).await?));
-    }
+    // All at once; each is timed from its own `docker start` to its exit.
+    let runs = cases.into_iter().map(|(var, spec)| {
+        let stack = &stack;
+        async move {
+            let runner = stack.start_runner(spec).await?;
+            let exited = runner.wait_exit(Duration::from_secs(20)).await?;
+            let after = runner.started.elapsed();
+            anyhow::Ok((var, runner, exited, after))
+        }
+    });
     let mut slowest = Duration::ZERO;
+    let mut longest_run = Duration::ZERO;
     let mut failures = Vec::new();
-    for (var, runner) in &runners {
-        let exited = runner.wait_exit(Duration::from_secs(20)).await?;
+    for run in futures_util::future::join_all(runs).await {
+        let (var, runner, exited, after) = run?;
         let log = runner.log_text().await;
-        let after = stack.engine.run_time(runner.id()).await?;
         slowest = slowest.max(after);
+        longest_run = longest_run.max(stack.engine.run_time(runner.id()).await?);
         if exited.code != EXIT_CONFIG {
             failures.push(format!(
                 "{var}: exit {} instead of 2; log:\n{log}",
@@ -536,11 +543,18 @@ async fn s06_bad_configuration() -> Result<()> {
             failures.push(format!("{var}: the message does not name it; log:\n{log}"));
         }
     }
-    stack.timings.record("slowest_config_exit", slowest);
+    stack.timings.record("slowest_start_to_exit", slowest);
+    stack.timings.record("longest_container_run", longest_run);
     ensure!(failures.is_empty(), "{}", failures.join("\n\n"));
+    // The process itself (docker's StartedAt → FinishedAt) and, loosely, start to exit as seen
+    // from here with eleven containers starting at once on a small machine.
     ensure!(
-        slowest < Duration::from_secs(5),
-        "a bad configuration took {slowest:?} to exit"
+        longest_run < Duration::from_secs(2),
+        "a bad configuration ran {longest_run:?} before exiting"
+    );
+    ensure!(
+        slowest < Duration::from_secs(15),
+        "a bad configuration took {slowest:?} from start to exit"
     );
     let requests = stack.mock.client.requests().await?;
     ensure!(
