@@ -31,6 +31,9 @@ pub struct E2e {
     /// Use the images listed in target/images.json as they are; do not build.
     #[arg(long)]
     pub no_build: bool,
+    /// Rebuild every image layer (a cold run, except for the bootstrapped base image).
+    #[arg(long, conflicts_with = "no_build")]
+    pub no_cache: bool,
     /// Test name filters and other arguments for the test binary (`s04`, `--exact …`).
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub test_args: Vec<String>,
@@ -43,6 +46,7 @@ impl Default for E2e {
             keep: false,
             threads: 2,
             no_build: false,
+            no_cache: false,
             test_args: Vec::new(),
         }
     }
@@ -54,7 +58,7 @@ impl E2e {
         let started = Instant::now();
         check_docker(sh)?;
         if !self.no_build {
-            build_test_images(sh)?;
+            build_test_images(sh, self.no_cache)?;
         }
         let built_in = started.elapsed();
         let workspace = crate::workspace_root();
@@ -116,19 +120,24 @@ fn check_docker(sh: &Shell) -> anyhow::Result<()> {
 
 /// Builds (or finds cached) every test image and the hooks add-on; writes their tags into
 /// `target/images.json` (sets `test` and `e2e`).
-pub fn build_test_images(sh: &Shell) -> anyhow::Result<()> {
-    build(sh, TEST_MANIFEST, &[])?;
-    build(sh, HOOKS_MANIFEST, HOOKS_IMAGES)?;
+pub fn build_test_images(sh: &Shell, no_cache: bool) -> anyhow::Result<()> {
+    build_with(sh, TEST_MANIFEST, &[], no_cache)?;
+    // The hooks image sits on the test ci-runner just built: never rebuild that twice.
+    build_with(sh, HOOKS_MANIFEST, HOOKS_IMAGES, false)?;
     Ok(())
 }
 
 /// Builds `names` (default: the manifest's default set) of `manifest`, in-process.
 pub fn build(sh: &Shell, manifest: &str, names: &[&str]) -> anyhow::Result<()> {
+    build_with(sh, manifest, names, false)
+}
+
+fn build_with(sh: &Shell, manifest: &str, names: &[&str], no_cache: bool) -> anyhow::Result<()> {
     BuildImage {
         names: names.iter().map(|s| s.to_string()).collect(),
         manifest: PathBuf::from(manifest),
         print: false,
-        no_cache: false,
+        no_cache,
         no_pull: false,
         runner_tarball: None,
         platform: "linux/amd64".into(),
