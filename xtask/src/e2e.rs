@@ -1,7 +1,8 @@
 //! `cargo xtask e2e [--keep] [--threads N] [FILTER…]`: builds the test images (or finds them in
 //! the content-addressed cache), then runs the Docker end-to-end tests
 //! (`cargo test -p e2e --test docker`), which read the tags from `target/images.json`, and
-//! prints the timings every scenario recorded.
+//! prints the timings every scenario recorded. With no filter it also runs scenario 13, the
+//! publish round trip to a local registry (`crate::publish::roundtrip`).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -83,11 +84,23 @@ impl E2e {
         }
         let result = test.run();
         let tests_took = tests_started.elapsed();
+        // Scenario 13, the publish round trip to a local registry, with the whole suite (not
+        // when a filter picks scenarios).
+        let publish = if self.test_args.is_empty() && result.is_ok() {
+            let started = Instant::now();
+            let r = crate::publish::roundtrip::registry_roundtrip(sh)
+                .context("scenario 13, the publish round trip to a local registry, failed");
+            Some((r, started.elapsed()))
+        } else {
+            None
+        };
         print_timings(&timings);
+        let publish_took = publish.as_ref().map_or(0.0, |(_, d)| d.as_secs_f64());
         eprintln!(
-            "==> e2e: images {:.1}s, tests {:.1}s, total {:.1}s{}",
+            "==> e2e: images {:.1}s, tests {:.1}s, publish round trip {:.1}s, total {:.1}s{}",
             built_in.as_secs_f64(),
             tests_took.as_secs_f64(),
+            publish_took,
             started.elapsed().as_secs_f64(),
             if keep {
                 " (containers kept: `docker ps -a --filter name=e2e-`)"
@@ -96,6 +109,9 @@ impl E2e {
             }
         );
         result.context("Docker end-to-end tests failed (rerun one with `cargo xtask e2e --keep NAME` and inspect its containers)")?;
+        if let Some((r, _)) = publish {
+            r?;
+        }
         Ok(())
     }
 }
