@@ -137,25 +137,41 @@ fn check_docker(sh: &Shell) -> anyhow::Result<()> {
 /// Builds (or finds cached) every test image and the hooks add-on; writes their tags into
 /// `target/images.json` (sets `test` and `e2e`).
 pub fn build_test_images(sh: &Shell, no_cache: bool) -> anyhow::Result<()> {
-    build_with(sh, TEST_MANIFEST, &[], no_cache)?;
+    build_with(sh, TEST_MANIFEST, &[], no_cache, None)?;
     // The hooks image sits on the test ci-runner just built: never rebuild that twice.
-    build_with(sh, HOOKS_MANIFEST, HOOKS_IMAGES, false)?;
+    build_with(sh, HOOKS_MANIFEST, HOOKS_IMAGES, false, None)?;
     Ok(())
 }
 
 /// Builds `names` (default: the manifest's default set) of `manifest`, in-process.
 pub fn build(sh: &Shell, manifest: &str, names: &[&str]) -> anyhow::Result<()> {
-    build_with(sh, manifest, names, false)
+    build_with(sh, manifest, names, false, None)
 }
 
-fn build_with(sh: &Shell, manifest: &str, names: &[&str], no_cache: bool) -> anyhow::Result<()> {
+/// Like [`build`], with a local actions runner tarball (`build-image --runner-tarball`).
+pub fn build_with_tarball(
+    sh: &Shell,
+    manifest: &str,
+    names: &[&str],
+    runner_tarball: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    build_with(sh, manifest, names, false, runner_tarball)
+}
+
+fn build_with(
+    sh: &Shell,
+    manifest: &str,
+    names: &[&str],
+    no_cache: bool,
+    runner_tarball: Option<PathBuf>,
+) -> anyhow::Result<()> {
     BuildImage {
         names: names.iter().map(|s| s.to_string()).collect(),
         manifest: PathBuf::from(manifest),
         print: false,
         no_cache,
         no_pull: false,
-        runner_tarball: None,
+        runner_tarball,
         platform: "linux/amd64".into(),
         verbose: false,
     }

@@ -35,6 +35,10 @@ pub struct Up {
     /// Labels of the runners (comma-separated).
     #[arg(long, env = "GH_LABELS", default_value = "demo")]
     pub labels: String,
+    /// The actions runner tarball for real GitHub, when github.com downloads are not possible
+    /// (checked against the manifest's sha256; see `cargo xtask build-image --runner-tarball`).
+    #[arg(long, value_name = "FILE")]
+    pub runner_tarball: Option<std::path::PathBuf>,
 }
 
 /// Where the runners register.
@@ -70,7 +74,12 @@ impl Up {
                 &[&self.image, "mock-github", "ci-storage-host"],
             )?,
             Target::Github { .. } => {
-                e2e::build(sh, "images/images.toml", &[&self.image])?;
+                e2e::build_with_tarball(
+                    sh,
+                    "images/images.toml",
+                    &[&self.image],
+                    self.runner_tarball.clone(),
+                )?;
                 e2e::build(sh, e2e::TEST_MANIFEST, &["ci-storage-host"])?;
             }
         }
