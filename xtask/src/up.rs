@@ -246,8 +246,6 @@ impl<'a> Stack<'a> {
                 format!("CI_STORAGE_HOST={storage_host}"),
                 "-e".into(),
                 format!("RUNNER_NAME_PREFIX={PREFIX}"),
-                "-e".into(),
-                format!("RUNNER_TASK_ID=runner-{i}"),
                 "-v".into(),
                 key_mount.clone(),
                 "--tmpfs".into(),
@@ -255,6 +253,11 @@ impl<'a> Stack<'a> {
             ];
             for e in &gh_env {
                 args.extend(["-e".to_string(), e.clone()]);
+            }
+            if let Target::Mock = target {
+                // Readable names on the mock; on GitHub the default time+random names keep
+                // two developers' stacks on one repository apart.
+                args.extend(["-e".to_string(), format!("RUNNER_TASK_ID=runner-{i}")]);
             }
             if let Target::Github { .. } = target {
                 args.extend([
