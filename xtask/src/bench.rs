@@ -175,7 +175,14 @@ impl Bench {
         }
         if want(Section::Images) {
             eprintln!("==> images");
-            match images::measure(sh, &self.manifest, self.runs, self.cold_runs, &work) {
+            match images::measure(
+                sh,
+                &self.manifest,
+                &self.image_sets,
+                self.runs,
+                self.cold_runs,
+                &work,
+            ) {
                 Ok(o) => {
                     report.figures.extend(o.figures);
                     report.layers = o.layers;

@@ -57,6 +57,7 @@ pub struct Outcome {
 pub fn measure(
     sh: &Shell,
     manifest: &Path,
+    sets: &[String],
     runs: usize,
     cold_runs: usize,
     work: &Path,
@@ -130,7 +131,7 @@ pub fn measure(
             "`--no-cache`: every layer of ci-runner rebuilt without Docker's cache (apt downloads included); the base image (bootstrapped/local Debian) is reused",
         ));
     }
-    sizes(sh, &mut out)?;
+    sizes(sh, sets, &mut out)?;
     Ok(out)
 }
 
@@ -171,10 +172,10 @@ fn shorten(s: &str) -> String {
     }
 }
 
-fn sizes(sh: &Shell, out: &mut Outcome) -> anyhow::Result<()> {
+fn sizes(sh: &Shell, sets: &[String], out: &mut Outcome) -> anyhow::Result<()> {
     let path = crate::tags::images_json_path(&crate::workspace_root());
     let all = crate::tags::read_images_json(&path)?;
-    for (set, images) in &all {
+    for (set, images) in all.iter().filter(|(set, _)| sets.contains(set)) {
         for (name, img) in images {
             let tag = &img.tag;
             let size_fmt = "{{.Size}}";
@@ -211,7 +212,7 @@ fn sizes(sh: &Shell, out: &mut Outcome) -> anyhow::Result<()> {
                 )
                 .note(tag.clone()),
             );
-            if payload > 0 || name.starts_with("ci-runner") {
+            if name == "ci-runner" {
                 out.figures.push(
                     Figure::new(
                         "images",
