@@ -101,7 +101,6 @@ pub async fn build(
         .build();
     let mut stream = docker.build_image(opts, None, Some(bollard::body_full(context.into())));
     let mut progress = Progress::default();
-    let mut id = None;
     while let Some(item) = stream.next().await {
         let info = match item {
             Ok(info) => info,
@@ -117,17 +116,13 @@ pub async fn build(
         if let Some(text) = info.stream {
             progress.feed(&text, req.verbose);
         }
-        if let Some(aux) = info.aux.and_then(|a| a.id) {
-            id = Some(aux);
-        }
     }
     progress.finish();
-    match id {
-        Some(id) => Ok(id),
-        None => image_id(docker, req.tag)
-            .await?
-            .with_context(|| format!("build of {} produced no image", req.tag)),
-    }
+    // The image id is read back by tag rather than from the stream's `aux` record, whose type
+    // depends on bollard's `buildkit` feature (which testcontainers turns on workspace-wide).
+    image_id(docker, req.tag)
+        .await?
+        .with_context(|| format!("build of {} produced no image", req.tag))
 }
 
 /// Step lines of the classic builder's output, with timings.
