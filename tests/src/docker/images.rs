@@ -54,6 +54,14 @@ impl Images {
         Ok(Images { refs, source: path })
     }
 
+    /// Images from a name → `repository:tag` map (for unit tests of request builders).
+    pub fn from_map(refs: BTreeMap<String, String>) -> Images {
+        Images {
+            refs,
+            source: PathBuf::from("<in memory>"),
+        }
+    }
+
     /// The local reference of image `name`, split into (repository, tag) for testcontainers.
     pub fn get(&self, name: &str) -> Result<(String, String)> {
         let Some(reference) = self.refs.get(name) else {

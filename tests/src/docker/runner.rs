@@ -241,3 +241,50 @@ impl Runner {
             .with_context(|| format!("in {}", self.name))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn images() -> Images {
+        Images::from_map(
+            [(
+                names::RUNNER.to_owned(),
+                "warm-runners-test/ci-runner:abc".to_owned(),
+            )]
+            .into(),
+        )
+    }
+
+    #[test]
+    fn request_carries_the_documented_environment() {
+        let spec = RunnerSpec::new("o/widgets", "http://mock:8080", "a,b", "e2e-x")
+            .without("GH_TOKEN")
+            .env("GH_APP_ID", "1")
+            .secret("GH_APP_PRIVATE_KEY", "pem");
+        let request = spec.request(&images(), "c1", "net1").unwrap();
+        assert_eq!(request.descriptor(), "warm-runners-test/ci-runner:abc");
+        assert_eq!(request.network().as_deref(), Some("net1"));
+        assert_eq!(request.container_name().as_deref(), Some("c1"));
+        let env: BTreeMap<String, String> = request
+            .env_vars()
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        assert_eq!(env["GH_REPOSITORY"], "o/widgets");
+        assert_eq!(env["GH_URL"], "http://mock:8080");
+        assert_eq!(env["GH_LABELS"], "a,b");
+        assert_eq!(env["RUNNER_NAME_PREFIX"], "e2e-x");
+        assert_eq!(env["GH_APP_ID"], "1");
+        assert!(!env.contains_key("GH_TOKEN"));
+        assert_eq!(request.copy_to_sources().count(), 1);
+        assert_eq!(spec.labels(), ["a", "b"]);
+        assert_eq!(spec.checkout_dir(), "/home/user/_work/widgets/widgets");
+    }
+
+    #[test]
+    fn unknown_image_names_the_known_ones() {
+        let spec = RunnerSpec::new("o/r", "http://m", "a", "p").image("nope");
+        let err = spec.request(&images(), "c", "n").unwrap_err().to_string();
+        assert!(err.contains("nope") && err.contains(names::RUNNER), "{err}");
+    }
+}
