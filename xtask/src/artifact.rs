@@ -26,6 +26,8 @@ pub struct Artifacts<'a> {
     overrides: BTreeMap<String, PathBuf>,
     cache: PathBuf,
     prepared: BTreeMap<String, ()>,
+    /// Time spent in `prepare` commands (they may build, e.g. the fake runner).
+    pub prepare_time: std::time::Duration,
     expected: BTreeMap<String, String>,
     fetched: BTreeMap<String, PathBuf>,
 }
@@ -45,6 +47,7 @@ impl<'a> Artifacts<'a> {
             overrides,
             cache: cache_dir(),
             prepared: BTreeMap::new(),
+            prepare_time: std::time::Duration::ZERO,
             expected: BTreeMap::new(),
             fetched: BTreeMap::new(),
         }
@@ -82,9 +85,11 @@ impl<'a> Artifacts<'a> {
         let script = self.expand(a, prepare);
         eprintln!("==> artifact {name}: {script}");
         let _dir = sh.push_dir(&self.workspace);
+        let started = std::time::Instant::now();
         cmd!(sh, "sh -c {script}")
             .run()
             .with_context(|| format!("artifact.{name}.prepare failed"))?;
+        self.prepare_time += started.elapsed();
         Ok(())
     }
 

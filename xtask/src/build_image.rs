@@ -51,6 +51,10 @@ pub struct BuildReport {
     pub images: BTreeMap<String, BuiltImage>,
     /// Layer tags built (not found in the local engine).
     pub built: Vec<String>,
+    /// Seconds in `cargo build` of the binaries and in artifacts' `prepare` commands.
+    pub prepare_secs: f64,
+    /// Seconds in the image phase (bases, hashing, Docker builds, checks).
+    pub docker_secs: f64,
 }
 
 impl BuildImage {
@@ -79,7 +83,9 @@ impl BuildImage {
             return Ok(BuildReport::default());
         }
         let arch = check_platform(&manifest, &self.platform)?;
+        let cargo_started = Instant::now();
         let binaries = build_binaries(sh, &workspace, &manifest, &steps, &labels)?;
+        let cargo_time = cargo_started.elapsed();
         let overrides: BTreeMap<String, PathBuf> = self
             .runner_tarball
             .iter()
@@ -87,7 +93,8 @@ impl BuildImage {
             .collect();
         let mut artifacts = Artifacts::new(&manifest, &workspace, arch, overrides);
         let runtime = tokio::runtime::Runtime::new().context("starting tokio")?;
-        let report = runtime.block_on(async {
+        let images_started = Instant::now();
+        let mut report = runtime.block_on(async {
             let docker = crate::docker::connect().await?;
             let mut builder = Builder {
                 sh,
@@ -106,13 +113,18 @@ impl BuildImage {
                 .await?;
             Ok::<_, anyhow::Error>(builder.report)
         })?;
+        report.prepare_secs = artifacts.prepare_time.as_secs_f64() + cargo_time.as_secs_f64();
+        report.docker_secs =
+            images_started.elapsed().as_secs_f64() - artifacts.prepare_time.as_secs_f64();
         let path = tags::images_json_path(&workspace);
         tags::update_images_json(&path, &manifest.name, report.images.clone())?;
         eprintln!(
-            "==> {} image(s) ready, {} layer(s) built, in {:.1}s; tags in {}",
+            "==> {} image(s) ready, {} layer(s) built, in {:.1}s (cargo builds and prepare {:.1}s, images {:.1}s); tags in {}",
             report.images.len(),
             report.built.len(),
             started.elapsed().as_secs_f64(),
+            report.prepare_secs,
+            report.docker_secs,
             path.display()
         );
         for (name, img) in &report.images {
