@@ -249,13 +249,7 @@ async fn abort_boot(ctx: &Ctx<'_>) -> Exit {
     ctx.board.set_state(State::Draining);
     tracing::info!("boot aborted by a signal; removing the registration");
     if drain::deregister(ctx, None, None).await {
-        tracing::info!(
-            step = %"deregistered",
-            elapsed_ms = ms_since(t),
-            uptime_ms = uptime_ms(),
-            "runner {} removed",
-            ctx.name
-        );
+        log_deregistered(ctx, t);
     }
     Exit::Drained
 }
@@ -285,13 +279,7 @@ async fn supervise(
     ctx.board.set_state(State::Stopped);
     let t = Instant::now();
     if drain::deregister(ctx, None, Some(CRASH_CLEANUP_ATTEMPTS)).await {
-        tracing::info!(
-            step = %"deregistered",
-            elapsed_ms = ms_since(t),
-            uptime_ms = uptime_ms(),
-            "runner {} removed",
-            ctx.name
-        );
+        log_deregistered(ctx, t);
     } else {
         tracing::error!(
             "could not remove runner {}; GitHub removes offline runners eventually",
@@ -312,13 +300,7 @@ async fn drain_and_stop(
     ctx.board.set_state(State::Draining);
     drain::remove_labels(ctx).await;
     drain::deregister(ctx, Some(events), None).await;
-    tracing::info!(
-        step = %"deregistered",
-        elapsed_ms = ms_since(t),
-        uptime_ms = uptime_ms(),
-        "runner {} removed",
-        ctx.name
-    );
+    log_deregistered(ctx, t);
     runner.stop(STOP_GRACE).await;
     Exit::Drained
 }
@@ -359,4 +341,15 @@ pub fn note_event(board: &StatusBoard, ev: &Event) {
         }
         Event::Exited(status) => tracing::info!("run.sh exited ({status})"),
     }
+}
+
+/// The `deregistered` step line, timed from `t` (the start of the removal).
+fn log_deregistered(ctx: &Ctx<'_>, t: Instant) {
+    tracing::info!(
+        step = %"deregistered",
+        elapsed_ms = ms_since(t),
+        uptime_ms = uptime_ms(),
+        "runner {} removed",
+        ctx.name
+    );
 }
